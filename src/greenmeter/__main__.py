@@ -1,0 +1,5 @@
+"""``python -m greenmeter``: the command line."""
+
+from greenmeter.cli import main
+
+raise SystemExit(main())
