@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -67,9 +68,11 @@ def test_nested_phases_form_a_tree_and_add_up(traced):
         assert rec.energy_j["trace:cpu"] == pytest.approx(_truth(cpu, rec.intervals_mono))
     children = train.energy_j["trace:cpu"] + val.energy_j["trace:cpu"]
     assert children < fit.energy_j["trace:cpu"]
-    gap = cpu.energy_j(fit.first_start_mono, train.first_start_mono) + cpu.energy_j(
-        train.last_end_mono, val.first_start_mono
-    ) + cpu.energy_j(val.last_end_mono, fit.last_end_mono)
+    gap = (
+        cpu.energy_j(fit.first_start_mono, train.first_start_mono)
+        + cpu.energy_j(train.last_end_mono, val.first_start_mono)
+        + cpu.energy_j(val.last_end_mono, fit.last_end_mono)
+    )
     assert fit.energy_j["trace:cpu"] - children == pytest.approx(gap, rel=1e-6)
 
 
@@ -120,7 +123,7 @@ def test_concurrent_instances_of_one_phase_count_the_union_once(traced, monkeypa
     # union of intervals, never more than the whole run
     assert load.energy_j["trace:cpu"] <= snap.energy_j["trace:cpu"] + 1e-9
     intervals = load.intervals_mono
-    assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:]))  # disjoint, ordered
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(intervals))  # disjoint, ordered
     assert load.energy_j["trace:cpu"] == pytest.approx(_truth(cpu, intervals), rel=1e-9)
     assert load.duration_s <= snap.duration_s
 
@@ -242,7 +245,7 @@ def test_timeline_memory_is_bounded():
         time.sleep(0.3)
     tl = meter.snapshot().timeline
     assert 2 <= len(tl) <= 16
-    assert all(b.t_mono > a.t_mono for a, b in zip(tl, tl[1:]))
+    assert all(b.t_mono > a.t_mono for a, b in itertools.pairwise(tl))
     # cumulative energy along the timeline equals the trace
     for p in tl:
         assert p.energy_j["trace:x"] == pytest.approx(10.0 * (p.t_mono - tl[0].t_mono), rel=1e-6)

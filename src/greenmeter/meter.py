@@ -155,7 +155,7 @@ class _Timeline:
         self.points.append(point)
         if len(self.points) >= self.capacity:
             last = self.points[-1]
-            self.points = self.points[:-1:2] + [last]
+            self.points = [*self.points[:-1:2], last]
             self.period_s *= 2
         self._next_t = point.t_mono + self.period_s
 
@@ -782,7 +782,7 @@ class EnergyMeter:
 class _InertHandle(PhaseHandle):
     """A handle in a forked child process: records nothing, so nothing is counted twice."""
 
-    def __init__(self, meter: EnergyMeter, path: tuple[str, ...]) -> None:  # noqa: D107
+    def __init__(self, meter: EnergyMeter, path: tuple[str, ...]) -> None:
         self._meter = meter
         self._state = None  # type: ignore[assignment]
         self.path = path
