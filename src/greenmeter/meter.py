@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from greenmeter.records import PHASE_KINDS, MeterSnapshot, PhaseRecord, TimelinePoint
 from greenmeter.sensors.base import (
@@ -49,7 +49,7 @@ from greenmeter.sensors.base import (
 if TYPE_CHECKING:
     from greenmeter.report import Report
 
-__all__ = ["EnergyMeter", "MeterError", "PhaseHandle"]
+__all__ = ["EnergyMeter", "MeterError", "PhaseHandle", "PhaseListener"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,6 +73,22 @@ def _env_int(name: str) -> int | None:
         return int(raw)
     except ValueError:
         return None
+
+
+class PhaseListener(Protocol):
+    """Receives phase events (used to forward a child process's phases to a parent).
+
+    Methods are called outside the meter's lock, after the boundary was recorded; an
+    exception is reported once as a warning and never reaches the user's code.
+    """
+
+    def phase_entered(self, path: tuple[str, ...], kind: str, t_mono: float) -> None: ...
+
+    def phase_exited(self, path: tuple[str, ...], t_mono: float) -> None: ...
+
+    def items_added(
+        self, path: tuple[str, ...], samples: int | None, tokens: int | None, steps: int | None
+    ) -> None: ...
 
 
 class PhaseHandle:
@@ -244,6 +260,7 @@ class EnergyMeter:
         self._tls = threading.local()
         self._phases: dict[tuple[str, ...], _PhaseState] = {}
         self._sync_hooks: list[Callable[[], None]] = []
+        self._listeners: list[PhaseListener] = []
         self._last: dict[str, float] = {}
         self._timeline = _Timeline(timeline_points, self.sample_interval_s)
         self._rng = random.Random(0x6E)
@@ -314,6 +331,8 @@ class EnergyMeter:
         if self.report_path is not None and self.checkpoint_interval_s:
             self._next_checkpoint = now + self.checkpoint_interval_s
         _LIVE_METERS.add(self)
+        if os.environ.get("GREENMETER_CHANNEL"):
+            self._attach_parent_channel()
         self._thread = threading.Thread(
             target=self._run_background, name="greenmeter-sampler", daemon=True
         )
@@ -417,6 +436,8 @@ class EnergyMeter:
             state.active += 1
         handle = PhaseHandle(self, state)
         stack.append(handle)
+        if self._listeners:
+            self._notify("phase_entered", path, kind, now)
         return handle
 
     def exit(self, handle: PhaseHandle) -> None:
@@ -438,6 +459,8 @@ class EnergyMeter:
             state.active -= 1
             if state.active == 0:
                 self._close_state(state, now, self._read_all(now))
+        if self._listeners:
+            self._notify("phase_exited", handle.path, now)
 
     @contextmanager
     def phase(
@@ -492,6 +515,12 @@ class EnergyMeter:
         with self._lock:
             if hook not in self._sync_hooks:
                 self._sync_hooks.append(hook)
+
+    def add_listener(self, listener: PhaseListener) -> None:
+        """Send every phase entry, exit and item count to ``listener`` as well."""
+        with self._lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
 
     def current_phase(self) -> PhaseHandle | None:
         """The innermost phase open in the calling thread, if any."""
@@ -639,6 +668,8 @@ class EnergyMeter:
                 record.tokens = (record.tokens or 0) + int(tokens)
             if steps is not None:
                 record.steps = (record.steps or 0) + int(steps)
+        if self._listeners:
+            self._notify("items_added", state.record.path, samples, tokens, steps)
 
     def _record_latency(self, state: _PhaseState, latency_s: float) -> None:
         latency_s = float(latency_s)
@@ -655,6 +686,25 @@ class EnergyMeter:
                 j = self._rng.randrange(state.seen_latencies)
                 if j < LATENCY_RESERVOIR:
                     lat[j] = latency_s
+
+    def _attach_parent_channel(self) -> None:
+        """Under ``greenmeter run``, forward this process's phases to the parent."""
+        try:
+            from greenmeter.channel import attach_from_env
+
+            attach_from_env(self)
+        except Exception as exc:
+            self._note(
+                "meter.channel_failed",
+                f"could not forward phases to the parent `greenmeter run`: {exc!r}",
+            )
+
+    def _notify(self, method: str, *args: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                getattr(listener, method)(*args)
+            except Exception as exc:
+                self._note("meter.listener_failed", f"a phase listener failed: {exc!r}")
 
     def _note(self, code: str, message: str, component_id: str | None = None) -> None:
         """Record a meter-level warning once per code."""
