@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["EnergyMeter", "MeterError", "PhaseHandle", "PhaseListener"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 #: Most per-call latencies kept per phase (reservoir sampling beyond that).
 LATENCY_RESERVOIR = 10_000
@@ -502,6 +503,19 @@ class EnergyMeter:
             return wrapper  # type: ignore[return-value]
 
         return decorate
+
+    def track(
+        self, iterable: Iterable[T], phase: str, kind: str | None = None, **options: Any
+    ) -> Iterator[T]:
+        """Iterate ``iterable`` inside phase ``phase``, counting steps and samples.
+
+        ``for batch in meter.track(loader, "train"):`` is the plain-loop way in; see
+        :func:`greenmeter.loops.track` for the options (sample counting, windows every
+        N steps, epochs).
+        """
+        from greenmeter.loops import track
+
+        return track(self, iterable, phase, kind, **options)
 
     def add_sync_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` at every phase boundary before the counters are read.
