@@ -45,6 +45,7 @@ from greenmeter.sensors.base import (
     SensorWarning,
     Unavailable,
 )
+from greenmeter.sensors.bounded import BoundedSensor
 
 if TYPE_CHECKING:
     from greenmeter.report import Report
@@ -202,6 +203,10 @@ class EnergyMeter:
         checkpoint_interval_s: Write an in-progress report (status ``running``) this
             often; None disables checkpoints.
         run_name: A name for the run, carried into the report.
+        read_timeout_s: Longest wait for a sensor that may block (NVML); past it the
+            last values are used and a warning is recorded.
+        handle_signals: With ``report_path``, also write the final report on SIGTERM
+            (chaining any handler already installed) and at interpreter exit.
     """
 
     def __init__(
@@ -222,6 +227,8 @@ class EnergyMeter:
         report_path: str | os.PathLike[str] | None = None,
         checkpoint_interval_s: float | None = None,
         run_name: str | None = None,
+        read_timeout_s: float = 2.0,
+        handle_signals: bool = True,
     ) -> None:
         if not (sample_interval_s > 0):
             raise ValueError(
@@ -242,6 +249,8 @@ class EnergyMeter:
         self.report_path = Path(report_path) if report_path is not None else None
         self.checkpoint_interval_s = checkpoint_interval_s
         self.run_name = run_name
+        self.read_timeout_s = float(read_timeout_s)
+        self.handle_signals = bool(handle_signals)
         self.report_kwargs: dict[str, Any] = {}
 
         self._discover_args = {
@@ -310,6 +319,9 @@ class EnergyMeter:
             )
             self._sensors = list(found.sensors)
             self._unavailable = list(found.unavailable)
+        self._sensors = [
+            BoundedSensor(s, self.read_timeout_s) if s.may_block else s for s in self._sensors
+        ]
         self._components = [c for s in self._sensors for c in s.components()]
         ids = [c.id for c in self._components]
         if len(set(ids)) != len(ids):
@@ -334,6 +346,10 @@ class EnergyMeter:
         _LIVE_METERS.add(self)
         if os.environ.get("GREENMETER_CHANNEL"):
             self._attach_parent_channel()
+        if self.report_path is not None and self.handle_signals:
+            from greenmeter import lifecycle
+
+            lifecycle.watch(self)
         self._thread = threading.Thread(
             target=self._run_background, name="greenmeter-sampler", daemon=True
         )
@@ -380,6 +396,10 @@ class EnergyMeter:
                 self._note("sensor.close_error", f"closing sensor {sensor.name!r} failed: {exc}")
         if self.report_path is not None:
             self._write_report(self.report_path, status=self.report_kwargs.get("status"))
+            if self.handle_signals:
+                from greenmeter import lifecycle
+
+                lifecycle.unwatch(self)
         return self._final
 
     def __enter__(self) -> EnergyMeter:

@@ -167,6 +167,9 @@ class Sensor(ABC):
     #: How often the meter's background thread must call :meth:`poll`; None when the
     #: sensor needs no periodic work.
     poll_interval_s: float | None = None
+    #: True when a call can block for long (a driver lock, a hung device): the meter then
+    #: runs it behind a time bound (:class:`greenmeter.sensors.bounded.BoundedSensor`).
+    may_block: bool = False
 
     def __init__(self) -> None:
         self._warnings: list[SensorWarning] = []

@@ -10,6 +10,7 @@ to exercise the real sensor code paths.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Mapping
 
 from greenmeter.sensors.base import ComponentInfo, ComponentKind, Method, Scope, Sensor
@@ -28,6 +29,10 @@ class TraceSensor(Sensor):
         resolution_s: Reported resolution of the "counter".
         fail_after: Optional ``now -> bool``; while it returns True every read raises,
             to test how callers cope with a failing sensor.
+        delay_s: Optional ``now -> seconds``: each read first sleeps that long (a hung
+            driver, when large).
+        may_block: Declare the sensor as one whose calls can block, so meters put it
+            behind their read time bound.
     """
 
     name = "trace"
@@ -40,8 +45,12 @@ class TraceSensor(Sensor):
         scope: Scope = Scope.CPU_PACKAGE,
         resolution_s: float = 0.001,
         fail_after: Callable[[float], bool] | None = None,
+        delay_s: Callable[[float], float] | None = None,
+        may_block: bool = False,
     ) -> None:
         super().__init__()
+        self._delay = delay_s
+        self.may_block = may_block
         self.traces = dict(traces)
         self._fail = fail_after
         host = socket.gethostname()
@@ -63,6 +72,10 @@ class TraceSensor(Sensor):
         return list(self._components)
 
     def read(self, now: float) -> dict[str, float]:
+        if self._delay is not None:
+            pause = self._delay(now)
+            if pause > 0:
+                time.sleep(pause)
         if self._fail is not None and self._fail(now):
             raise OSError("injected read failure")
         return {cid: trace.cumulative_j(now) for cid, trace in self.traces.items()}
