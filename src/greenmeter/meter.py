@@ -29,6 +29,7 @@ import random
 import socket
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -249,6 +250,8 @@ class EnergyMeter:
         self.report_path = Path(report_path) if report_path is not None else None
         self.checkpoint_interval_s = checkpoint_interval_s
         self.run_name = run_name
+        self.run_id = uuid.uuid4().hex
+        self._carbon_accountant: Any = None
         self.read_timeout_s = float(read_timeout_s)
         self.handle_signals = bool(handle_signals)
         self.report_kwargs: dict[str, Any] = {}
@@ -609,11 +612,26 @@ class EnergyMeter:
         from greenmeter.report import build_report
 
         merged: dict[str, Any] = {**self.report_kwargs, **kwargs}
-        merged.setdefault("carbon", self.carbon)
+        if "carbon" not in merged:
+            merged["carbon"] = self._accountant()
         merged.setdefault("run_name", self.run_name)
+        merged.setdefault("run_id", self.run_id)
         if merged.get("status") is None:
             merged.pop("status", None)
         return build_report(self.snapshot(), **merged)
+
+    def _accountant(self) -> Any:
+        """Resolve the carbon settings once per run (a live provider is asked once)."""
+        if self.carbon is False:
+            return False
+        if self._carbon_accountant is None:
+            try:
+                from greenmeter.carbon import resolve
+
+                self._carbon_accountant = resolve(self.carbon)
+            except Exception:
+                return self.carbon  # build_report records why carbon is missing
+        return self._carbon_accountant
 
     def save(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Build the report and write it to ``path`` atomically; returns the path."""

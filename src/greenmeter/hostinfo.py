@@ -1,0 +1,235 @@
+"""Facts about the host, the installed software and the working directory.
+
+Everything here is best effort and never raises: a fact that cannot be found is None.
+Framework versions come from package metadata (``importlib.metadata``); no ML
+framework is ever imported to learn its version.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "command_line",
+    "cuda_version",
+    "git_info",
+    "host_facts",
+    "package_version",
+    "redact_command",
+    "software_versions",
+]
+
+_GIT_TIMEOUT_S = 2.0
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "api-key", "api_key", "apikey", "key")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(1 << 20)
+    except OSError:
+        return None
+
+
+def _cpuinfo() -> tuple[str | None, int | None]:
+    """CPU model name and socket count from /proc/cpuinfo (Linux)."""
+    text = _read("/proc/cpuinfo")
+    if not text:
+        return None, None
+    model = None
+    sockets: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key in ("model name", "Model", "cpu model") and model is None and value:
+            model = value
+        elif key == "physical id":
+            sockets.add(value)
+    return model, (len(sockets) or None)
+
+
+def _os_release() -> str | None:
+    text = _read("/etc/os-release") or _read("/usr/lib/os-release")
+    if not text:
+        return None
+    for line in text.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"') or None
+    return None
+
+
+def _ram_bytes() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:
+        pass
+    text = _read("/proc/meminfo") or ""
+    match = re.search(r"^MemTotal:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else None
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+
+        value = psutil.cpu_count(logical=False)
+        return int(value) if value else None
+    except Exception:
+        return None
+
+
+def host_facts(hostname: str | None = None) -> dict[str, Any]:
+    """Facts about this machine, as keyword arguments for ``HostInfo``.
+
+    Keys: ``hostname``, ``os``, ``os_release``, ``kernel``, ``cpu_model``, ``sockets``,
+    ``physical_cores``, ``logical_cores``, ``ram_bytes`` (bytes). Unknown facts are None.
+    """
+    model, sockets = _cpuinfo()
+    if model is None:
+        model = platform.processor() or None
+    if sockets is None and platform.system() == "Linux" and model is not None:
+        sockets = 1
+    return {
+        "hostname": hostname or socket.gethostname() or "localhost",
+        "os": platform.system() or None,
+        "os_release": _os_release(),
+        "kernel": platform.release() or None,
+        "cpu_model": model,
+        "sockets": sockets,
+        "physical_cores": _physical_cores(),
+        "logical_cores": os.cpu_count(),
+        "ram_bytes": _ram_bytes(),
+    }
+
+
+def package_version(*names: str) -> str | None:
+    """Installed version of the first distribution found among ``names``, else None."""
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        except Exception:
+            continue
+    return None
+
+
+def cuda_version() -> str | None:
+    """The CUDA version the installed torch was built for, without importing torch.
+
+    Read from torch's own ``torch/version.py`` text (``cuda = '12.1'``); None for a CPU
+    build or when torch is not installed.
+    """
+    try:
+        dist = metadata.distribution("torch")
+    except Exception:
+        return None
+    try:
+        text = Path(str(dist.locate_file("torch/version.py"))).read_text(encoding="utf-8")
+    except Exception:
+        text = ""
+    match = re.search(r"^cuda\s*(?::\s*[^=]+)?=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    if match:
+        return match.group(1)
+    local = (dist.version or "").partition("+")[2]
+    cu = re.fullmatch(r"cu(\d+)(\d)", local)
+    if cu:
+        return f"{cu.group(1)}.{cu.group(2)}"
+    return None
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of Python, greenmeter and the ML stack, for ``SoftwareInfo``."""
+    from greenmeter import __version__
+
+    return {
+        "python": platform.python_version(),
+        "greenmeter": __version__,
+        "torch": package_version("torch"),
+        "cuda": cuda_version(),
+        "lightning": package_version("lightning"),
+        "pytorch_lightning": package_version("pytorch-lightning", "pytorch_lightning"),
+        "transformers": package_version("transformers"),
+        "nvidia_ml_py": package_version("nvidia-ml-py", "pynvml"),
+        "pydantic": package_version("pydantic"),
+    }
+
+
+def _git(args: Sequence[str], cwd: str | Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=str(cwd),
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip()
+
+
+def git_info(cwd: str | Path | None = None) -> dict[str, Any] | None:
+    """Commit, dirty flag and branch of the git checkout at ``cwd`` (default: current).
+
+    Returns None when ``cwd`` is not in a git checkout or git is not installed.
+    ``dirty`` is True when tracked files have uncommitted changes (untracked files
+    are ignored).
+    """
+    where = Path(cwd) if cwd is not None else Path.cwd()
+    commit = _git(["rev-parse", "HEAD"], where)
+    if not commit or not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        return None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], where)
+    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], where)
+    return {
+        "commit": commit,
+        "dirty": bool(status),
+        "branch": branch if branch and branch != "HEAD" else None,
+    }
+
+
+def redact_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the values of secret-looking options replaced by ``***``.
+
+    ``--api-key=abc`` becomes ``--api-key=***``; ``--token abc`` becomes
+    ``--token ***``; option names containing token, secret, password or key count.
+    """
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        lowered = arg.lower()
+        is_option = lowered.startswith("-")
+        secret = is_option and any(word in lowered.split("=", 1)[0] for word in _SECRET_WORDS)
+        if secret and "=" in arg:
+            out.append(arg.split("=", 1)[0] + "=***")
+        elif secret:
+            out.append(arg)
+            hide_next = True
+        else:
+            out.append(arg)
+    return out
+
+
+def command_line(argv: Sequence[str] | None = None) -> list[str]:
+    """The command that started this process (``sys.argv``), secrets redacted."""
+    args = list(sys.argv if argv is None else argv)
+    return redact_command(args)

@@ -1,0 +1,617 @@
+"""The report schema (version 1): pydantic models, the single source of truth.
+
+Every output (Markdown, LaTeX, HTML, CSV, plots, model-card metadata) is rendered from a
+:class:`Report`; nothing downstream reads the meter or the sensors.
+
+Conventions, enforced by validation:
+
+* units are in the field names: ``energy_j`` (joules), ``energy_kwh``, ``duration_s``,
+  ``power_w``, ``co2e_g`` and so on; every such quantity is finite and non-negative;
+* datetimes are timezone-aware and stored in UTC (naive datetimes are rejected; other
+  offsets are converted to UTC);
+* unknown fields are rejected (``extra="forbid"``), NaN and infinities are rejected;
+* components are keyed by ``"<component id>@<host>"`` (:func:`component_key`), which is
+  unique across the hosts of a merged report;
+* the figures that depend on each other are checked on load: kWh against joules,
+  facility energy against IT energy x PUE, IT energy against the sum of its components,
+  phase paths against the tree, component keys against the component list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
+
+__all__ = [
+    "CONFIDENCE_LEVELS",
+    "J_PER_KWH",
+    "SCHEMA_VERSION",
+    "Component",
+    "ComponentKindName",
+    "Confidence",
+    "CounterComponent",
+    "Efficiency",
+    "EstimatedComponent",
+    "GitInfo",
+    "GpuInfo",
+    "HostInfo",
+    "Items",
+    "MethodName",
+    "ModelInfo",
+    "Phase",
+    "PhaseKindName",
+    "PowerSeries",
+    "RankInfo",
+    "Report",
+    "ReportWarning",
+    "SampledComponent",
+    "SoftwareInfo",
+    "Totals",
+    "UnavailableSource",
+    "component_key",
+]
+
+SCHEMA_VERSION = "1"
+#: Joules in one kilowatt-hour.
+J_PER_KWH = 3_600_000.0
+#: Bounds that keep a report's size fixed however long the run.
+MAX_TIMELINE_POINTS = 4096
+MAX_PHASE_INTERVALS = 1024
+MAX_LATENCY_SAMPLES = 4096
+
+_REL_TOL = 1e-6
+_ABS_TOL = 1e-6
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected."""
+
+NonNegFloat = Annotated[float, Field(ge=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Name = Annotated[str, Field(min_length=1, max_length=512)]
+
+Status = Literal["complete", "interrupted", "failed", "running"]
+MethodName = Literal["counter", "sampled", "estimated"]
+ComponentKindName = Literal["cpu", "dram", "gpu", "psys", "ram"]
+ScopeName = Literal["cpu_package", "dram", "platform", "gpu_board", "machine", "process"]
+PhaseKindName = Literal[
+    "fit",
+    "train",
+    "validate",
+    "test",
+    "predict",
+    "inference",
+    "sanity_check",
+    "epoch",
+    "window",
+    "custom",
+]
+ConfidenceLevel = Literal["high", "medium", "low"]
+#: Confidence levels from best to worst.
+CONFIDENCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")
+ExtraValue = str | int | float | bool | None
+
+
+def component_key(component_id: str, host: str) -> str:
+    """The key a component has in a report: ``"<id>@<host>"``, unique across hosts."""
+    return f"{component_id}@{host}"
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+def _check_energy(obj: Any, pue: float, where: str) -> None:
+    """Check the kWh conversions and facility = IT x PUE of a phase or the totals."""
+    if not _close(obj.it_energy_kwh, obj.it_energy_j / J_PER_KWH):
+        raise ValueError(f"{where}: it_energy_kwh does not equal it_energy_j / 3.6e6")
+    if not _close(obj.facility_energy_kwh, obj.facility_energy_j / J_PER_KWH):
+        raise ValueError(f"{where}: facility_energy_kwh does not equal facility_energy_j / 3.6e6")
+    if not _close(obj.facility_energy_j, obj.it_energy_j * pue):
+        raise ValueError(f"{where}: facility_energy_j does not equal it_energy_j x pue")
+
+
+# --------------------------------------------------------------------------------------
+# Where the run happened
+
+
+class HostInfo(_Model):
+    """One machine of the run."""
+
+    hostname: Name
+    os: str | None = Field(None, description="Operating system family, e.g. 'Linux'.")
+    os_release: str | None = Field(None, description="Distribution, e.g. 'Ubuntu 22.04.4 LTS'.")
+    kernel: str | None = None
+    cpu_model: str | None = None
+    sockets: NonNegInt | None = None
+    physical_cores: NonNegInt | None = None
+    logical_cores: NonNegInt | None = None
+    ram_bytes: NonNegInt | None = None
+    ranks: list[NonNegInt] = Field(default_factory=list, description="Ranks run on this host.")
+
+
+class GpuInfo(_Model):
+    """One GPU board measured, from its component's details."""
+
+    uuid: str
+    component: str = Field(description="Key of the component measuring it.")
+    host: Name
+    name: str | None = None
+    index: NonNegInt | None = None
+    driver_version: str | None = None
+    architecture: str | None = None
+    pci_bus_id: str | None = None
+    power_limit_w: NonNegFloat | None = None
+    mig: bool = Field(False, description="A MIG slice: the reading is its parent board's.")
+    parent_uuid: str | None = None
+    shared: bool = Field(False, description="Other work may draw on the same board.")
+
+
+class SoftwareInfo(_Model):
+    """Versions of the software involved (None where not installed)."""
+
+    python: str
+    greenmeter: str
+    torch: str | None = None
+    cuda: str | None = Field(None, description="CUDA version torch was built with.")
+    lightning: str | None = None
+    pytorch_lightning: str | None = None
+    transformers: str | None = None
+    nvidia_ml_py: str | None = None
+    pydantic: str | None = None
+
+
+class GitInfo(_Model):
+    """The working directory's git state when the run started."""
+
+    commit: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")]
+    dirty: bool = Field(description="Tracked files had uncommitted changes.")
+    branch: str | None = None
+
+
+class RankInfo(_Model):
+    """One process (rank) that contributed to the report."""
+
+    rank: NonNegInt
+    local_rank: NonNegInt
+    world_size: Annotated[int, Field(ge=1)]
+    host: Name
+    status: Status
+    start_utc: UtcDatetime
+    end_utc: UtcDatetime
+    duration_s: NonNegFloat
+    components: list[str] = Field(
+        default_factory=list, description="Keys of the components this rank measured."
+    )
+    it_energy_j: NonNegFloat = Field(
+        description="What this rank measured, before any de-duplication across ranks."
+    )
+
+
+# --------------------------------------------------------------------------------------
+# What was measured
+
+
+class _ComponentBase(_Model):
+    key: Name = Field(description="'<id>@<host>', the key used in every energy mapping.")
+    id: Name = Field(description="Sensor-level id, e.g. 'rapl:package-0' or 'nvml:GPU-...'.")
+    kind: ComponentKindName
+    scope: ScopeName
+    sensor: Name
+    label: str
+    host: Name
+    resolution_s: NonNegFloat = Field(
+        description="Shortest interval over which a reading is meaningful (seconds)."
+    )
+    shared: bool = False
+    degraded: bool = False
+    degraded_reason: str | None = None
+    detail: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_key(self) -> _ComponentBase:
+        if self.key != component_key(self.id, self.host):
+            raise ValueError(f"component key must be '<id>@<host>' ({self.id}@{self.host})")
+        return self
+
+
+class CounterComponent(_ComponentBase):
+    """Energy from a hardware counter read at phase boundaries (RAPL, NVML total energy)."""
+
+    method: Literal["counter"]
+    sampling_period_s: NonNegFloat | None = Field(
+        None, description="Wrap-guard polling period, when the sensor polls."
+    )
+
+
+class SampledComponent(_ComponentBase):
+    """Energy integrated from power samples (trapezoid rule)."""
+
+    method: Literal["sampled"]
+    sampling_period_s: Annotated[float, Field(gt=0)]
+    power_source: str | None = Field(
+        None, description="Which reading was sampled, e.g. 'instant_field'."
+    )
+
+
+class EstimatedComponent(_ComponentBase):
+    """Energy from a model, not a measurement: carries the model and its constants."""
+
+    method: Literal["estimated"]
+    sampling_period_s: NonNegFloat | None = None
+    estimate_model: str = Field(description="The formula, e.g. 'rated power x utilisation'.")
+    estimate_constants: str = Field(description="The constants used, as the sensor states them.")
+    estimate_source: str | None = Field(None, description="Where the constants come from.")
+
+
+Component = Annotated[
+    CounterComponent | SampledComponent | EstimatedComponent,
+    Field(discriminator="method"),
+]
+
+
+class UnavailableSource(_Model):
+    """A source that was considered and not used."""
+
+    sensor: Name
+    kind: ComponentKindName
+    host: Name
+    reason: str
+    fix: str | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Phases
+
+
+class Items(_Model):
+    """Work attributed to a phase (None where never given)."""
+
+    samples: NonNegInt | None = None
+    tokens: NonNegInt | None = None
+    steps: NonNegInt | None = None
+
+
+class Efficiency(_Model):
+    """Efficiency figures, all from IT energy; computed by ``greenmeter.report.efficiency``."""
+
+    energy_per_sample_j: NonNegFloat | None = None
+    energy_per_token_j: NonNegFloat | None = None
+    energy_per_step_j: NonNegFloat | None = None
+    samples_per_s: NonNegFloat | None = None
+    tokens_per_s: NonNegFloat | None = None
+    steps_per_s: NonNegFloat | None = None
+    latency_count: NonNegInt = 0
+    latency_mean_s: NonNegFloat | None = None
+    latency_p50_s: NonNegFloat | None = None
+    latency_p95_s: NonNegFloat | None = None
+    latency_p99_s: NonNegFloat | None = None
+    mean_power_w: NonNegFloat | None = None
+    peak_power_w: NonNegFloat | None = None
+
+
+class Confidence(_Model):
+    """How far a phase's energy can be trusted; see ``greenmeter.report.confidence``."""
+
+    level: ConfidenceLevel
+    estimated: bool = Field(False, description="Part of the energy is a model estimate.")
+    reason: str
+    component: str | None = Field(None, description="The component that limits the level.")
+
+
+class Phase(_Model):
+    """One phase path, accumulated over its repetitions, with its children nested.
+
+    Energies are inclusive (a parent's energy contains its children's).
+    ``exclusive_energy_j`` is the parent's own share: inclusive minus the children's
+    inclusive energy, given only when the children ran one after another (their total
+    active time fits in the parent's); null when they overlapped or when there are none.
+    """
+
+    name: Name
+    path: list[Name] = Field(min_length=1, description="Names from the outermost phase.")
+    kind: PhaseKindName
+    count: NonNegInt = Field(description="How many times the phase was entered.")
+    open: bool = Field(False, description="Still active (checkpoints only).")
+    start_utc: UtcDatetime | None = None
+    end_utc: UtcDatetime | None = None
+    duration_s: NonNegFloat = Field(description="Time active: union of its intervals.")
+    intervals_s: list[tuple[NonNegFloat, NonNegFloat]] = Field(
+        default_factory=list,
+        max_length=MAX_PHASE_INTERVALS,
+        description="Active spans, seconds since the report's start_utc (bounded).",
+    )
+    energy_j: dict[str, NonNegFloat] = Field(
+        default_factory=dict, description="Inclusive energy per component key (joules)."
+    )
+    it_energy_j: NonNegFloat
+    it_energy_kwh: NonNegFloat
+    facility_energy_j: NonNegFloat
+    facility_energy_kwh: NonNegFloat
+    exclusive_energy_j: NonNegFloat | None = None
+    co2e: Co2eBreakdown | None = None
+    items: Items = Field(default_factory=Items)
+    efficiency: Efficiency = Field(default_factory=Efficiency)
+    latency_samples_s: list[NonNegFloat] = Field(
+        default_factory=list,
+        max_length=MAX_LATENCY_SAMPLES,
+        description="Recorded per-call latencies (bounded reservoir), kept for merging.",
+    )
+    confidence: Confidence
+    device_hours: dict[ComponentKindName, NonNegFloat] = Field(
+        default_factory=dict, description="Device-hours per component kind (gpu, cpu)."
+    )
+    gpu_hours: NonNegFloat = 0.0
+    attrs: dict[str, str] = Field(default_factory=dict)
+    children: list[Phase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Phase:
+        if self.name != self.path[-1]:
+            raise ValueError("name must equal the last element of path")
+        for child in self.children:
+            if len(child.path) <= len(self.path) or child.path[: len(self.path)] != self.path:
+                raise ValueError(
+                    f"child path {'/'.join(child.path)!r} is not below {'/'.join(self.path)!r}"
+                )
+        if not _close(self.it_energy_j, sum(self.energy_j.values())):
+            raise ValueError("it_energy_j does not equal the sum of energy_j")
+        for start, end in self.intervals_s:
+            if end < start:
+                raise ValueError("an interval ends before it starts")
+        if self.start_utc and self.end_utc and self.end_utc < self.start_utc:
+            raise ValueError("end_utc is before start_utc")
+        if not _close(self.gpu_hours, self.device_hours.get("gpu", 0.0)):
+            raise ValueError("gpu_hours does not equal device_hours['gpu']")
+        self._check_efficiency()
+        return self
+
+    def _check_efficiency(self) -> None:
+        """The efficiency figures must be what their inputs give (one definition)."""
+        from greenmeter.report.efficiency import efficiency
+
+        expected = efficiency(
+            it_energy_j=self.it_energy_j,
+            duration_s=self.duration_s,
+            samples=self.items.samples,
+            tokens=self.items.tokens,
+            steps=self.items.steps,
+            latencies_s=self.latency_samples_s,
+            peak_power_w=self.efficiency.peak_power_w,
+        )
+        for name in type(expected).model_fields:
+            have, want = getattr(self.efficiency, name), getattr(expected, name)
+            if (have is None) != (want is None) or (
+                want is not None and not math.isclose(have, want, rel_tol=1e-6, abs_tol=1e-12)
+            ):
+                raise ValueError(
+                    f"efficiency.{name} is {have!r}, but its inputs give {want!r} "
+                    "(the figures are derived; do not edit them by hand)"
+                )
+
+    @property
+    def path_str(self) -> str:
+        """The path joined with '/', e.g. ``"fit/train"``."""
+        return "/".join(self.path)
+
+    def walk(self) -> Iterator[Phase]:
+        """This phase and all below it, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+# --------------------------------------------------------------------------------------
+# Run level
+
+
+class ModelInfo(_Model):
+    """Facts about a model whose efficiency the report documents."""
+
+    name: str | None = None
+    parameters_total: NonNegInt | None = None
+    parameters_trainable: NonNegInt | None = None
+    size_bytes: NonNegInt | None = Field(None, description="Parameters and buffers, in bytes.")
+    dtypes: dict[str, NonNegInt] = Field(
+        default_factory=dict, description="Parameter count per dtype, e.g. {'float16': 7e9}."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelInfo:
+        if (
+            self.parameters_total is not None
+            and self.parameters_trainable is not None
+            and self.parameters_trainable > self.parameters_total
+        ):
+            raise ValueError("parameters_trainable exceeds parameters_total")
+        return self
+
+
+class Totals(_Model):
+    """Whole-run totals (the run's full span, including time outside phases)."""
+
+    duration_s: NonNegFloat
+    it_energy_j: NonNegFloat = Field(description="Sum of the components' energy (joules).")
+    it_energy_kwh: NonNegFloat = Field(description="it_energy_j / 3.6e6.")
+    facility_energy_j: NonNegFloat = Field(description="it_energy_j x PUE (joules).")
+    facility_energy_kwh: NonNegFloat = Field(description="facility_energy_j / 3.6e6.")
+    energy_j: dict[str, NonNegFloat] = Field(
+        default_factory=dict, description="Energy per component key (joules)."
+    )
+    energy_by_kind_j: dict[ComponentKindName, NonNegFloat] = Field(default_factory=dict)
+    estimated_energy_j: NonNegFloat = Field(
+        0.0, description="Part of it_energy_j that comes from estimated components."
+    )
+    pue: Annotated[float, Field(ge=1.0)] = 1.0
+    co2e: Co2eBreakdown | None = None
+    device_hours: dict[ComponentKindName, NonNegFloat] = Field(default_factory=dict)
+    gpu_hours: NonNegFloat = 0.0
+
+
+class ReportWarning(_Model):
+    """A structured problem noticed while measuring or reporting."""
+
+    code: Name = Field(description="Stable code, e.g. 'rapl.permission', 'carbon.fallback'.")
+    message: str
+    component: str | None = None
+    host: str | None = None
+    at_s: NonNegFloat | None = Field(None, description="Seconds since the run's start_utc.")
+
+
+class PowerSeries(_Model):
+    """Power over time of one rank's components, for plots (bounded length).
+
+    ``power_w[key][i]`` is the mean power of that component between the previous point
+    and ``t_s[i]`` (seconds since the report's ``start_utc``).
+    """
+
+    host: Name
+    rank: NonNegInt
+    t_s: list[NonNegFloat] = Field(default_factory=list, max_length=MAX_TIMELINE_POINTS)
+    power_w: dict[str, list[NonNegFloat]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> PowerSeries:
+        for key, values in self.power_w.items():
+            if len(values) != len(self.t_s):
+                raise ValueError(f"power_w[{key!r}] has {len(values)} values for {len(self.t_s)}")
+        return self
+
+
+class Report(_Model):
+    """A complete energy and carbon report (schema version 1)."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    run_name: str | None = None
+    status: Status
+    start_utc: UtcDatetime
+    end_utc: UtcDatetime
+    duration_s: NonNegFloat
+    hosts: list[HostInfo] = Field(min_length=1)
+    ranks: list[RankInfo] = Field(default_factory=list)
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    software: SoftwareInfo
+    command: list[str] | None = None
+    git: GitInfo | None = None
+    components: list[Component] = Field(default_factory=list)
+    unavailable: list[UnavailableSource] = Field(default_factory=list)
+    carbon: CarbonInfo | None = None
+    models: list[ModelInfo] = Field(default_factory=list)
+    phases: list[Phase] = Field(default_factory=list)
+    totals: Totals
+    power_timeline: list[PowerSeries] = Field(default_factory=list)
+    warnings: list[ReportWarning] = Field(default_factory=list)
+    extra: dict[str, ExtraValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Report:
+        if self.end_utc < self.start_utc:
+            raise ValueError("end_utc is before start_utc")
+        keys = [c.key for c in self.components]
+        if len(set(keys)) != len(keys):
+            raise ValueError("component keys are not unique")
+        known = set(keys)
+        pue = self.totals.pue
+        _check_energy(self.totals, pue, "totals")
+        _check_co2e(self.totals.co2e, "totals")
+        if not _close(self.totals.it_energy_j, sum(self.totals.energy_j.values())):
+            raise ValueError("totals.it_energy_j does not equal the sum of totals.energy_j")
+        if not _close(self.totals.gpu_hours, self.totals.device_hours.get("gpu", 0.0)):
+            raise ValueError("totals.gpu_hours does not equal totals.device_hours['gpu']")
+        _unknown(self.totals.energy_j, known, "totals.energy_j")
+        seen: set[tuple[str, ...]] = set()
+        for phase in self.iter_phases():
+            where = f"phase {phase.path_str!r}"
+            path = tuple(phase.path)
+            if path in seen:
+                raise ValueError(f"{where} appears twice")
+            seen.add(path)
+            _unknown(phase.energy_j, known, f"{where} energy_j")
+            _check_energy(phase, pue, where)
+            _check_co2e(phase.co2e, where)
+        for series in self.power_timeline:
+            _unknown(series.power_w, known, "power_timeline power_w")
+        for gpu in self.gpus:
+            _unknown({gpu.component: 0.0}, known, "gpus component")
+        return self
+
+    # -- lookups -------------------------------------------------------------------
+
+    def iter_phases(self) -> Iterator[Phase]:
+        """Every phase, depth first, parents before their children."""
+        for phase in self.phases:
+            yield from phase.walk()
+
+    def phase(self, path: str | Sequence[str]) -> Phase:
+        """The phase at ``path``: ``"fit/train"`` or ``("fit", "train")``.
+
+        Raises:
+            KeyError: no such phase (the message lists the known paths).
+        """
+        wanted = tuple(path.split("/")) if isinstance(path, str) else tuple(path)
+        for phase in self.iter_phases():
+            if tuple(phase.path) == wanted:
+                return phase
+        known = ", ".join(repr(p.path_str) for p in self.iter_phases()) or "none"
+        raise KeyError(f"no phase {'/'.join(wanted)!r} in the report (phases: {known})")
+
+    def component(self, key: str) -> Component:
+        """The component with this key (``"id@host"``), or with this id when unique."""
+        matches = [c for c in self.components if c.key == key]
+        if not matches:
+            matches = [c for c in self.components if c.id == key]
+        if len(matches) == 1:
+            return matches[0]
+        known = ", ".join(c.key for c in self.components) or "none"
+        what = "several components have" if matches else "no component has"
+        raise KeyError(f"{what} the key or id {key!r} (components: {known})")
+
+    # -- files ---------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, *, max_bytes: int | None = None) -> Report:
+        """Read and validate a report file; see :func:`greenmeter.report.io.load_report`."""
+        from greenmeter.report.io import load_report
+
+        return load_report(path, max_bytes=max_bytes)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the report atomically; see :func:`greenmeter.report.io.save_report`."""
+        from greenmeter.report.io import save_report
+
+        return save_report(self, path)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as JSON text (what :meth:`save` writes)."""
+        return self.model_dump_json(indent=indent)
+
+
+def _check_co2e(co2e: Any, where: str) -> None:
+    """Non-negative figures in a CO2e breakdown's mappings (the fields are checked by it)."""
+    if co2e is None:
+        return
+    for kind, grams in (getattr(co2e, "embodied_by_kind_g", None) or {}).items():
+        if not grams >= 0:
+            raise ValueError(f"{where}: co2e.embodied_by_kind_g[{kind!r}] is negative")
+
+
+def _unknown(mapping: dict[str, Any], known: set[str], where: str) -> None:
+    missing = [k for k in mapping if k not in known]
+    if missing:
+        raise ValueError(f"{where} names unknown component(s): {', '.join(sorted(missing))}")

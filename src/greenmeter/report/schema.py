@@ -1,0 +1,47 @@
+"""The report's JSON Schema, generated from the models and committed to the repository.
+
+Regenerate after changing the models::
+
+    python -c "from greenmeter.report import write_schema; write_schema()"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from greenmeter.report.models import SCHEMA_VERSION, Report
+
+__all__ = ["SCHEMA_PATH", "json_schema", "schema_text", "write_schema"]
+
+#: Where the committed schema lives in a source checkout.
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "schema" / "report.schema.json"
+_ID = f"https://greenmeter.readthedocs.io/schema/report-v{SCHEMA_VERSION}.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) a report file validates against."""
+    schema = Report.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _ID,
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    """The schema as the committed file holds it (sorted keys, 2-space indent)."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def write_schema(path: str | Path | None = None) -> Path:
+    """Write the schema to ``path`` (default: ``docs/schema/report.schema.json``)."""
+    target = Path(path) if path is not None else SCHEMA_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(schema_text(), encoding="utf-8")
+    return target
+
+
+if __name__ == "__main__":
+    print(write_schema())
