@@ -1,0 +1,800 @@
+"""NVIDIA GPU energy through NVML (the ``nvidia-ml-py`` package, module ``pynvml``).
+
+Per board, the best reading the board offers is chosen at start-up, by trying it:
+
+1. **Energy counter** (``nvmlDeviceGetTotalEnergyConsumption``, mJ since driver load,
+   Volta and newer): read at every boundary, the energy is the difference. No thread,
+   method ``counter``.
+2. **Instant power field** (``NVML_FI_DEV_POWER_INSTANT``, checking the field's own
+   return code): sampled every ``sample_interval_s`` by the meter's thread and at every
+   boundary, integrated with the trapezoid rule, method ``sampled``.
+3. **nvmlDeviceGetPowerUsage**: the same sampling, but on Ampere and newer (except GA100)
+   this value is a trailing 1-second average, so energy lags the real draw by about
+   half a second; the component says so (``power_source`` = ``power_usage_1s_average``).
+
+Sampled boards take a fresh sample at each ``read(now)``, so a boundary is a sample
+instant and the energies of consecutive phases add up exactly to the total; nothing is
+interpolated or extrapolated.
+
+Which boards: by default those this process can see, honouring ``CUDA_VISIBLE_DEVICES``
+the way CUDA does (indices, ``GPU-`` UUIDs or unique prefixes of them, ``MIG-`` ids;
+parsing stops at the first invalid entry). NVML itself ignores that variable and
+enumerates every board, so boards are matched by UUID. A MIG slice has no power reading
+of its own: its parent board is measured and marked ``shared``.
+
+Nothing here imports ``pynvml`` at module import; :func:`probe` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from greenmeter.sensors.base import (
+    ComponentInfo,
+    ComponentKind,
+    Method,
+    Scope,
+    Sensor,
+    Unavailable,
+)
+
+__all__ = [
+    "NVML_FI_DEV_POWER_INSTANT",
+    "NvmlSensor",
+    "parse_visible_devices",
+    "probe",
+]
+
+#: NVML field id of the instantaneous board power (mW).
+NVML_FI_DEV_POWER_INSTANT = 186
+
+SOURCE_COUNTER = "energy_counter"
+SOURCE_INSTANT = "instant_field"
+SOURCE_POWER_USAGE = "power_usage_1s_average"
+
+_ARCHITECTURES = {
+    2: "Kepler",
+    3: "Maxwell",
+    4: "Pascal",
+    5: "Volta",
+    6: "Turing",
+    7: "Ampere",
+    8: "Ada",
+    9: "Hopper",
+    10: "Blackwell",
+}
+
+# NVML return code -> (warning code, plain explanation).
+_ERRORS: dict[int, tuple[str, str]] = {
+    1: ("nvml.uninitialized", "NVML was shut down while in use"),
+    3: ("nvml.not_supported", "the board does not support this reading"),
+    4: ("nvml.no_permission", "this user may not read it"),
+    9: ("nvml.driver_not_loaded", "the NVIDIA kernel driver is not loaded"),
+    10: ("nvml.timeout", "the driver timed out"),
+    12: ("nvml.library_not_found", "the NVIDIA management library is missing"),
+    13: ("nvml.function_not_found", "the installed driver's NVML lacks this function"),
+    15: ("nvml.gpu_lost", "the GPU is lost (fell off the bus or stopped responding)"),
+    16: ("nvml.reset_required", "the GPU needs a reset"),
+}
+
+# Start-up probe of the energy counter's update step: time budget and wanted changes.
+_STEP_PROBE_BUDGET_S = 0.12
+_STEP_PROBE_CHANGES = 4
+_MIN_RESOLUTION_S = 0.01
+_DEFAULT_COUNTER_RESOLUTION_S = 0.1
+_SLOW_CALL_S = 0.010  # an H200 takes ~2-6 ms per energy read: normal, not worth a warning
+
+
+def _error_info(exc: BaseException) -> tuple[str, str]:
+    """(warning code, explanation) for an exception raised by an NVML call."""
+    value = getattr(exc, "value", None)
+    if isinstance(value, int) and value in _ERRORS:
+        code, text = _ERRORS[value]
+        return code, f"{text} ({exc})"
+    return "nvml.error", f"unexpected NVML error: {exc!r}"
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+# -- which boards this process sees ------------------------------------------------------
+
+
+@dataclass
+class _Board:
+    index: int
+    handle: Any
+    uuid: str
+    mig_uuids: list[str] = field(default_factory=list)  # visible slices of this board
+
+
+def parse_visible_devices(spec: str) -> list[str]:
+    """Split a ``CUDA_VISIBLE_DEVICES`` value into entries, as CUDA reads it.
+
+    Entries are stripped; empty entries end the list. The entries are not validated
+    here (see :func:`probe` for the matching rules).
+    """
+    out: list[str] = []
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            break
+        out.append(item)
+    return out
+
+
+def _match_uuid(token: str, uuids: Sequence[str]) -> int | None:
+    """Index of the one UUID that ``token`` equals or prefixes (case-insensitive)."""
+    t = token.lower()
+    exact = [i for i, u in enumerate(uuids) if u.lower() == t]
+    if exact:
+        return exact[0]
+    hits = [i for i, u in enumerate(uuids) if u.lower().startswith(t)]
+    return hits[0] if len(hits) == 1 else None
+
+
+class _Resolver:
+    """Maps indices, UUIDs and MIG ids to physical boards through NVML."""
+
+    def __init__(self, nvml: Any, handles: list[Any], uuids: list[str]) -> None:
+        self.nvml = nvml
+        self.handles = handles
+        self.uuids = uuids
+        self._mig: dict[str, int] | None = None
+
+    def mig_map(self) -> dict[str, int]:
+        """MIG slice UUID -> parent board index (enumerated once, lazily)."""
+        if self._mig is None:
+            self._mig = {}
+            nv = self.nvml
+            for i, h in enumerate(self.handles):
+                try:
+                    if nv.nvmlDeviceGetMigMode(h)[0] != 1:
+                        continue
+                    count = nv.nvmlDeviceGetMaxMigDeviceCount(h)
+                except nv.NVMLError:
+                    continue
+                for k in range(count):
+                    try:
+                        m = nv.nvmlDeviceGetMigDeviceHandleByIndex(h, k)
+                        self._mig[_text(nv.nvmlDeviceGetUUID(m))] = i
+                    except nv.NVMLError:
+                        continue
+        return self._mig
+
+    def board_of(self, token: str) -> tuple[int, str | None] | None:
+        """(board index, MIG id or None) for a UUID-like token, or None if unknown."""
+        if token.upper().startswith("MIG-"):
+            if token.upper().startswith("MIG-GPU-"):  # legacy MIG-GPU-<uuid>/<gi>/<ci>
+                parent = token[4:].split("/", 1)[0]
+                i = _match_uuid(parent, self.uuids)
+                return None if i is None else (i, token)
+            mig = self.mig_map()
+            for u, i in mig.items():
+                if u.lower() == token.lower():
+                    return i, u
+            hits = [(u, i) for u, i in mig.items() if u.lower().startswith(token.lower())]
+            return (hits[0][1], hits[0][0]) if len(hits) == 1 else None
+        i = _match_uuid(token, self.uuids)
+        return None if i is None else (i, None)
+
+
+def _select(
+    resolver: _Resolver, gpus: Sequence[int | str] | None, env: dict[str, str]
+) -> tuple[list[_Board], list[Unavailable]]:
+    """The boards to measure, and the requested ones that could not be matched."""
+    unavailable: list[Unavailable] = []
+    n = len(resolver.handles)
+    # 1. The process's visible devices (CUDA ordinal -> (board index, MIG id or None)).
+    spec = env.get("CUDA_VISIBLE_DEVICES")
+    visible: list[tuple[int, str | None]] = []
+    if spec is None:
+        visible = [(i, None) for i in range(n)]
+    else:
+        for token in parse_visible_devices(spec):
+            if token.lstrip("-").isdigit():
+                i = int(token)
+                if i < 0 or i >= n:
+                    break  # CUDA ignores this and every later entry
+                hit: tuple[int, str | None] | None = (i, None)
+            else:
+                hit = resolver.board_of(token)
+                if hit is None:
+                    break
+            if hit not in visible:
+                visible.append(hit)
+        if not visible:
+            unavailable.append(
+                Unavailable(
+                    "nvml",
+                    ComponentKind.GPU,
+                    f"CUDA_VISIBLE_DEVICES={spec!r} hides every GPU from this process "
+                    f"(NVML sees {n})",
+                    "unset CUDA_VISIBLE_DEVICES or list the GPUs to use",
+                )
+            )
+    # 2. An explicit selection: ints are CUDA ordinals in this process; strings are
+    #    ordinals, GPU UUIDs (or unique prefixes) or MIG ids.
+    chosen: list[tuple[int, str | None]] = []
+    if gpus is None:
+        chosen = list(visible)
+    else:
+        for item in gpus:
+            hit = None
+            if isinstance(item, int) or (isinstance(item, str) and item.strip().isdigit()):
+                k = int(item)
+                hit = visible[k] if 0 <= k < len(visible) else None
+            else:
+                hit = resolver.board_of(str(item).strip())
+            if hit is None:
+                unavailable.append(
+                    Unavailable(
+                        "nvml",
+                        ComponentKind.GPU,
+                        f"GPU {item!r} not found: this process sees {len(visible)} GPU(s) "
+                        f"({', '.join(resolver.uuids[i] for i, _ in visible) or 'none'})",
+                        "pass a CUDA device index visible to this process or a GPU UUID",
+                    )
+                )
+            elif hit not in chosen:
+                chosen.append(hit)
+    boards: dict[int, _Board] = {}
+    for i, mig in chosen:
+        b = boards.setdefault(i, _Board(i, resolver.handles[i], resolver.uuids[i]))
+        if mig is not None and mig not in b.mig_uuids:
+            b.mig_uuids.append(mig)
+    return list(boards.values()), unavailable
+
+
+# -- per-board state ---------------------------------------------------------------------
+
+
+@dataclass
+class _Device:
+    board: _Board
+    component_id: str
+    source: str
+    # counter path (mJ)
+    base_mj: int = 0
+    last_mj: int = 0
+    offset_j: float = 0.0
+    # sampled path
+    last_t: float | None = None
+    last_p_w: float = 0.0
+    energy_j: float = 0.0
+    dead: bool = False
+
+    def cumulative_j(self) -> float:
+        if self.source == SOURCE_COUNTER:
+            return self.offset_j + (self.last_mj - self.base_mj) / 1000.0
+        return self.energy_j
+
+
+class NvmlSensor(Sensor):
+    """Cumulative energy of NVIDIA boards; build it with :func:`probe`.
+
+    Args:
+        nvml: The initialised ``pynvml`` module (this sensor shuts it down on close).
+        devices: Per-board state prepared by :func:`probe`.
+        components: The matching component descriptions.
+        sample_interval_s: Polling period for sampled boards (s).
+        call_costs_s: Start-up timings of the NVML calls used (s), by function name.
+    """
+
+    name = "nvml"
+    may_block = True  # NVML takes a driver lock; a lost GPU can stall a call
+
+    def __init__(
+        self,
+        nvml: Any,
+        devices: list[_Device],
+        components: list[ComponentInfo],
+        *,
+        sample_interval_s: float,
+        call_costs_s: dict[str, float],
+    ) -> None:
+        super().__init__()
+        self._nvml = nvml
+        self._devices = devices
+        self._components = components
+        self._lock = threading.Lock()
+        self._closed = False
+        self.call_costs_s: dict[str, float] = dict(call_costs_s)
+        sampled = [d for d in devices if d.source != SOURCE_COUNTER]
+        self._sampled = sampled
+        self.poll_interval_s = sample_interval_s if sampled else None
+        now = time.monotonic()
+        for d in sampled:  # the first sample anchors the integral
+            self._sample(d, now)
+
+    def components(self) -> list[ComponentInfo]:
+        return list(self._components)
+
+    # -- readings ----------------------------------------------------------------------
+
+    def _fail(self, d: _Device, exc: BaseException, what: str, now: float) -> None:
+        d.dead = True
+        code, text = _error_info(exc)
+        self.degrade(
+            d.component_id,
+            f"GPU {d.board.uuid}: {what} failed: {text}; its energy is kept at "
+            f"{d.cumulative_j():.3f} J from this point on",
+            code,
+            now,
+        )
+
+    def _read_counter(self, d: _Device, now: float) -> None:
+        nv = self._nvml
+        try:
+            mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(d.board.handle))
+        except Exception as exc:  # NVMLError or anything odd from the binding
+            self._fail(d, exc, "reading the energy counter", now)
+            return
+        if mj < d.last_mj:  # driver reload or counter reset: keep what was counted
+            d.offset_j = d.cumulative_j()
+            d.base_mj = mj
+            self.warn(
+                "nvml.counter_reset",
+                f"GPU {d.board.uuid}: the energy counter went back from {d.last_mj} to "
+                f"{mj} mJ (driver reload?); energy between the last two reads is lost",
+                d.component_id,
+                now,
+            )
+        d.last_mj = mj
+
+    def _power_w(self, d: _Device) -> float:
+        nv = self._nvml
+        if d.source == SOURCE_INSTANT:
+            v = nv.nvmlDeviceGetFieldValues(d.board.handle, [NVML_FI_DEV_POWER_INSTANT])[0]
+            if v.nvmlReturn != 0:
+                raise nv.NVMLError(v.nvmlReturn)
+            return _field_value(v) / 1000.0
+        return nv.nvmlDeviceGetPowerUsage(d.board.handle) / 1000.0
+
+    def _sample(self, d: _Device, now: float) -> None:
+        t_a = time.monotonic()
+        try:
+            p_w = self._power_w(d)
+        except Exception as exc:
+            self._fail(d, exc, f"reading power ({d.source})", now)
+            return
+        t = 0.5 * (t_a + time.monotonic())
+        if d.last_t is not None and t > d.last_t:
+            d.energy_j += 0.5 * (p_w + d.last_p_w) * (t - d.last_t)
+        if d.last_t is None or t > d.last_t:
+            d.last_t, d.last_p_w = t, p_w
+
+    def read(self, now: float) -> dict[str, float]:
+        """Cumulative joules per board since start-up; one NVML call per live board."""
+        out: dict[str, float] = {}
+        with self._lock:
+            for d in self._devices:
+                if not d.dead and not self._closed:
+                    if d.source == SOURCE_COUNTER:
+                        self._read_counter(d, now)
+                    else:
+                        self._sample(d, now)
+                out[d.component_id] = d.cumulative_j()
+        return out
+
+    def poll(self, now: float) -> None:
+        """Take one power sample of every sampled board (counter boards need nothing)."""
+        if not self._sampled:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            for d in self._sampled:
+                if not d.dead:
+                    self._sample(d, now)
+
+    def close(self) -> None:
+        """Shut NVML down (once). Readings after this keep their last values."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._nvml.nvmlShutdown()
+        except Exception:  # a lost driver at exit is not the user's problem
+            pass
+
+
+def _field_value(v: Any) -> float:
+    """The numeric value of an ``nvmlFieldValue_t`` according to its ``valueType``."""
+    kind = int(v.valueType)
+    val = v.value
+    return float(
+        {
+            0: lambda: val.dVal,
+            1: lambda: val.uiVal,
+            2: lambda: val.ulVal,
+            3: lambda: val.ullVal,
+            4: lambda: val.sllVal,
+            5: lambda: val.siVal,
+            6: lambda: val.usVal,
+        }.get(kind, lambda: val.uiVal)()
+    )
+
+
+# -- probe -------------------------------------------------------------------------------
+
+
+def _timed(costs: dict[str, float], name: str, fn: Any, *args: Any) -> Any:
+    t = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        costs[name] = max(costs.get(name, 0.0), time.perf_counter() - t)
+
+
+def _init_unavailable(exc: BaseException) -> Unavailable:
+    value = getattr(exc, "value", None)
+    if value == 12:  # NVML_ERROR_LIBRARY_NOT_FOUND
+        return Unavailable(
+            "nvml",
+            ComponentKind.GPU,
+            "no NVIDIA management library (libnvidia-ml.so.1) found: no NVIDIA driver on "
+            "this machine or in this container",
+            "install the NVIDIA driver; in a container run with the NVIDIA Container "
+            "Toolkit (docker run --gpus all)",
+        )
+    if value == 9:  # NVML_ERROR_DRIVER_NOT_LOADED
+        return Unavailable(
+            "nvml",
+            ComponentKind.GPU,
+            "the NVIDIA management library is installed but the kernel driver is not loaded "
+            "(no NVIDIA GPU, or the driver failed to start)",
+            "check `nvidia-smi`; load the driver (`sudo modprobe nvidia`) or reinstall it",
+        )
+    if value == 4:  # NVML_ERROR_NO_PERMISSION
+        return Unavailable(
+            "nvml",
+            ComponentKind.GPU,
+            "no permission to open the NVIDIA devices (/dev/nvidia*)",
+            "add this user to the group owning /dev/nvidia* (often `video`)",
+        )
+    if value == 18:  # NVML_ERROR_LIB_RM_VERSION_MISMATCH
+        return Unavailable(
+            "nvml",
+            ComponentKind.GPU,
+            f"the NVIDIA library and kernel driver versions differ ({exc})",
+            "reboot (or reload the nvidia kernel modules) after a driver update",
+        )
+    return Unavailable("nvml", ComponentKind.GPU, f"NVML failed to initialise: {exc!r}")
+
+
+def _measure_counter_steps(nv: Any, devices: list[_Device]) -> dict[str, float | None]:
+    """Observed update step (s) of each board's energy counter, None if not seen.
+
+    Reads every counter about once a millisecond for at most ``_STEP_PROBE_BUDGET_S``,
+    stopping early once every board showed a few changes.
+    """
+    changes: dict[str, list[float]] = {d.component_id: [] for d in devices}
+    last: dict[str, int] = {d.component_id: d.last_mj for d in devices}
+    live = list(devices)
+    deadline = time.monotonic() + _STEP_PROBE_BUDGET_S
+    while live and time.monotonic() < deadline:
+        for d in list(live):
+            try:
+                mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(d.board.handle))
+            except Exception:
+                live.remove(d)
+                continue
+            t = time.monotonic()
+            if mj != last[d.component_id]:
+                last[d.component_id] = mj
+                changes[d.component_id].append(t)
+                if len(changes[d.component_id]) >= _STEP_PROBE_CHANGES:
+                    live.remove(d)
+        time.sleep(0.001)
+    out: dict[str, float | None] = {}
+    for cid, ts in changes.items():
+        gaps = [b - a for a, b in itertools.pairwise(ts)]
+        out[cid] = statistics.median(gaps) if gaps else None
+    return out
+
+
+def _setup_board(
+    nv: Any, b: _Board, costs: dict[str, float]
+) -> tuple[_Device | None, dict[str, str], list[str]]:
+    """Pick the board's power source and gather its facts; (device or None, detail, errors)."""
+    h = b.handle
+    detail: dict[str, str] = {"uuid": b.uuid, "index": str(b.index)}
+    errors: list[str] = []
+    cid = f"nvml:{b.uuid}"
+    try:
+        detail["name"] = _text(_timed(costs, "nvmlDeviceGetName", nv.nvmlDeviceGetName, h))
+    except nv.NVMLError as exc:
+        detail["name"] = "NVIDIA GPU"
+        errors.append(f"name: {exc}")
+    try:
+        pci = _timed(costs, "nvmlDeviceGetPciInfo", nv.nvmlDeviceGetPciInfo, h)
+        detail["pci_bus_id"] = _text(pci.busId)
+    except nv.NVMLError:
+        pass
+    arch_code: int | None = None
+    try:
+        arch_code = int(_timed(costs, "nvmlDeviceGetArchitecture", nv.nvmlDeviceGetArchitecture, h))
+        detail["architecture"] = _ARCHITECTURES.get(arch_code, f"unknown ({arch_code})")
+    except nv.NVMLError:
+        pass
+    try:
+        limit_mw = _timed(
+            costs, "nvmlDeviceGetEnforcedPowerLimit", nv.nvmlDeviceGetEnforcedPowerLimit, h
+        )
+        detail["power_limit_w"] = f"{limit_mw / 1000.0:g}"
+    except nv.NVMLError:
+        pass
+    mig_on = False
+    try:
+        mig_on = _timed(costs, "nvmlDeviceGetMigMode", nv.nvmlDeviceGetMigMode, h)[0] == 1
+    except nv.NVMLError:
+        pass
+    detail["mig"] = "true" if (mig_on or b.mig_uuids) else "false"
+    if b.mig_uuids:
+        detail["parent_uuid"] = b.uuid
+        detail["mig_uuids"] = ",".join(b.mig_uuids)
+    try:
+        procs = _timed(
+            costs,
+            "nvmlDeviceGetComputeRunningProcesses",
+            nv.nvmlDeviceGetComputeRunningProcesses,
+            h,
+        )
+        me = os.getpid()
+        detail["other_processes"] = str(sum(1 for p in procs if int(p.pid) != me))
+    except nv.NVMLError:
+        detail["other_processes"] = "unknown"
+
+    # The power source: try each, best first; a NOT_SUPPORTED (or any error) moves on.
+    device: _Device | None = None
+    try:
+        mj = int(
+            _timed(
+                costs,
+                "nvmlDeviceGetTotalEnergyConsumption",
+                nv.nvmlDeviceGetTotalEnergyConsumption,
+                h,
+            )
+        )
+        device = _Device(b, cid, SOURCE_COUNTER, base_mj=mj, last_mj=mj)
+    except nv.NVMLError as exc:
+        errors.append(f"energy counter: {exc}")
+    if device is None:
+        try:
+            v = _timed(
+                costs,
+                "nvmlDeviceGetFieldValues",
+                nv.nvmlDeviceGetFieldValues,
+                h,
+                [NVML_FI_DEV_POWER_INSTANT],
+            )[0]
+            if v.nvmlReturn == 0:
+                device = _Device(b, cid, SOURCE_INSTANT)
+            else:
+                errors.append(f"instant power field: {nv.NVMLError(v.nvmlReturn)}")
+        except nv.NVMLError as exc:
+            errors.append(f"instant power field: {exc}")
+    if device is None:
+        try:
+            _timed(costs, "nvmlDeviceGetPowerUsage", nv.nvmlDeviceGetPowerUsage, h)
+            device = _Device(b, cid, SOURCE_POWER_USAGE)
+            name = detail.get("name", "")
+            averaged = (
+                arch_code is not None
+                and arch_code >= 7
+                and not (
+                    "A100" in name or "A30" in name  # GA100 reports a near-instant value
+                )
+            )
+            detail["power_window_s"] = "1.0" if averaged else "unknown"
+        except nv.NVMLError as exc:
+            errors.append(f"power usage: {exc}")
+    if device is not None:
+        detail["power_source"] = device.source
+        read_call = {
+            SOURCE_COUNTER: "nvmlDeviceGetTotalEnergyConsumption",
+            SOURCE_INSTANT: "nvmlDeviceGetFieldValues",
+            SOURCE_POWER_USAGE: "nvmlDeviceGetPowerUsage",
+        }[device.source]
+        if read_call in costs:
+            detail["read_cost_ms"] = f"{costs[read_call] * 1e3:.3g}"
+    return device, detail, errors
+
+
+def probe(
+    gpus: Sequence[int | str] | None = None,
+    sample_interval_s: float = 0.1,
+    host: str | None = None,
+) -> tuple[NvmlSensor | None, list[Unavailable]]:
+    """Open NVML and build a sensor for the selected boards.
+
+    Args:
+        gpus: None for the GPUs this process can see (``CUDA_VISIBLE_DEVICES`` honoured);
+            else a list of CUDA device ordinals as this process numbers them (the ``N``
+            of ``cuda:N``), GPU UUIDs (``GPU-...``, unique prefixes allowed) or MIG ids.
+        sample_interval_s: Power sampling period (s) for boards without an energy counter.
+        host: Hostname recorded on the components (default: this machine's).
+
+    Returns:
+        ``(sensor, unavailable)``: the sensor (None when no board can be measured) and
+        the sources or boards that were left out, with the reason and, where one exists,
+        the fix. Never raises for a missing library, driver or board.
+    """
+    host = host or socket.gethostname()
+    try:
+        import pynvml as nv
+    except ImportError:
+        return None, [
+            Unavailable(
+                "nvml",
+                ComponentKind.GPU,
+                "the nvidia-ml-py package (module pynvml) is not installed",
+                "pip install nvidia-ml-py",
+            )
+        ]
+    costs: dict[str, float] = {}
+    try:
+        _timed(costs, "nvmlInit", nv.nvmlInit)
+    except nv.NVMLError as exc:
+        return None, [_init_unavailable(exc)]
+    except Exception as exc:  # e.g. an OSError from a broken library file
+        return None, [Unavailable("nvml", ComponentKind.GPU, f"NVML failed to load: {exc!r}")]
+    try:
+        return _build(nv, gpus, sample_interval_s, host, costs)
+    except Exception as exc:
+        try:
+            nv.nvmlShutdown()
+        except Exception:
+            pass
+        return None, [
+            Unavailable("nvml", ComponentKind.GPU, f"NVML query failed at start-up: {exc!r}")
+        ]
+
+
+def _build(
+    nv: Any,
+    gpus: Sequence[int | str] | None,
+    sample_interval_s: float,
+    host: str,
+    costs: dict[str, float],
+) -> tuple[NvmlSensor | None, list[Unavailable]]:
+    count = int(_timed(costs, "nvmlDeviceGetCount", nv.nvmlDeviceGetCount))
+    handles = [
+        _timed(costs, "nvmlDeviceGetHandleByIndex", nv.nvmlDeviceGetHandleByIndex, i)
+        for i in range(count)
+    ]
+    uuids = [_text(_timed(costs, "nvmlDeviceGetUUID", nv.nvmlDeviceGetUUID, h)) for h in handles]
+    if count == 0:
+        nv.nvmlShutdown()
+        return None, [Unavailable("nvml", ComponentKind.GPU, "the NVIDIA driver reports no GPU")]
+    boards, unavailable = _select(_Resolver(nv, handles, uuids), gpus, dict(os.environ))
+    shared_facts: dict[str, str] = {}
+    try:
+        shared_facts["driver_version"] = _text(nv.nvmlSystemGetDriverVersion())
+        shared_facts["nvml_version"] = _text(nv.nvmlSystemGetNVMLVersion())
+    except nv.NVMLError:
+        pass
+
+    prepared: list[tuple[_Device, dict[str, str]]] = []
+    for b in boards:
+        device, detail, errors = _setup_board(nv, b, costs)
+        if device is None:
+            unavailable.append(
+                Unavailable(
+                    "nvml",
+                    ComponentKind.GPU,
+                    f"GPU {b.uuid} offers no power or energy reading: {'; '.join(errors)}",
+                )
+            )
+            continue
+        prepared.append((device, {**detail, **shared_facts}))
+    if not prepared:
+        nv.nvmlShutdown()
+        return None, unavailable
+
+    counters = [d for d, _ in prepared if d.source == SOURCE_COUNTER]
+    steps = _measure_counter_steps(nv, counters) if counters else {}
+    components: list[ComponentInfo] = []
+    for d, detail in prepared:
+        if d.source == SOURCE_COUNTER:
+            step = steps.get(d.component_id)
+            if step is not None:
+                detail["counter_step_s"] = f"{step:.4g}"
+            resolution = (
+                max(step, _MIN_RESOLUTION_S) if step is not None else _DEFAULT_COUNTER_RESOLUTION_S
+            )
+            method, period = Method.COUNTER, None
+        else:
+            window = 1.0 if d.source == SOURCE_POWER_USAGE else 0.0
+            resolution = max(3 * sample_interval_s, window)
+            method, period = Method.SAMPLED, sample_interval_s
+        other = detail.get("other_processes", "0")
+        shared = detail["mig"] == "true" or (other.isdigit() and int(other) > 0)
+        components.append(
+            ComponentInfo(
+                id=d.component_id,
+                kind=ComponentKind.GPU,
+                scope=Scope.GPU_BOARD,
+                method=method,
+                sensor="nvml",
+                label=f"{detail.get('name', 'NVIDIA GPU')} ({d.board.uuid})",
+                host=host,
+                resolution_s=resolution,
+                sampling_period_s=period,
+                shared=shared,
+                detail=detail,
+            )
+        )
+    sensor = NvmlSensor(
+        nv,
+        [d for d, _ in prepared],
+        components,
+        sample_interval_s=sample_interval_s,
+        call_costs_s=costs,
+    )
+    _warn_setup(sensor, components, env=dict(os.environ))
+    return sensor, unavailable
+
+
+def _warn_setup(sensor: NvmlSensor, components: list[ComponentInfo], env: dict[str, str]) -> None:
+    now = time.monotonic()
+    for c in components:
+        src = c.detail.get("power_source")
+        if src == SOURCE_POWER_USAGE:
+            sensor.warn(
+                "nvml.power_average",
+                f"{c.label}: no energy counter or instant power; sampling "
+                "nvmlDeviceGetPowerUsage, a trailing ~1 s average on recent boards, so "
+                "phase energies lag the real draw by about 0.5 s",
+                c.id,
+                now,
+            )
+        if c.detail.get("mig") == "true":
+            sensor.warn(
+                "nvml.mig_shared",
+                f"{c.label}: MIG is on; a MIG slice has no power reading of its own, so the "
+                "whole board is measured, including other slices' work",
+                c.id,
+                now,
+            )
+        other = c.detail.get("other_processes", "0")
+        if other.isdigit() and int(other) > 0:
+            sensor.warn(
+                "nvml.shared_gpu",
+                f"{c.label}: {other} other compute process(es) run on this GPU; its energy "
+                "includes their work",
+                c.id,
+                now,
+            )
+    slow = {k: v for k, v in sensor.call_costs_s.items() if k != "nvmlInit" and v > _SLOW_CALL_S}
+    if slow:
+        sensor.warn(
+            "nvml.slow_call",
+            "NVML calls are slow on this machine ("
+            + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(slow.items()))
+            + "); boundary reads will cost about as much",
+            None,
+            now,
+        )
+    ordered = env.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST") == "PCI_BUS_ID"
+    names = {c.detail.get("name") for c in components}
+    if not ordered and len(names) > 1:
+        sensor.warn(
+            "nvml.device_order",
+            "GPUs of different models and CUDA_DEVICE_ORDER is not PCI_BUS_ID: CUDA may "
+            "number them differently from NVML; set CUDA_DEVICE_ORDER=PCI_BUS_ID or select "
+            "GPUs by UUID",
+            None,
+            now,
+        )
