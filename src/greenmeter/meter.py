@@ -290,6 +290,8 @@ class EnergyMeter:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._prev_power_point: tuple[float, float] | None = None
+        self._power_period_s = self.sample_interval_s
+        self._next_power = 0.0
         self._next_poll: dict[int, float] = {}
         self._next_checkpoint: float | None = None
 
@@ -340,7 +342,13 @@ class EnergyMeter:
         self._started = True
         self._timeline.add(TimelinePoint(self.started_mono, dict(self._last)))
         self._prev_power_point = (self.started_mono, 0.0)
+        # Power for peaks and the timeline is taken over windows of several counter steps:
+        # a 100 ms NVML counter read every 100 ms would alias to 0 or 2x the true power.
+        coarsest = max((c.resolution_s for c in self._components), default=0.0)
+        self._power_period_s = min(10.0, max(self.sample_interval_s, 5.0 * coarsest))
+        self._timeline.period_s = max(self._timeline.period_s, self._power_period_s)
         now = self.started_mono
+        self._next_power = now + self._power_period_s
         for i, sensor in enumerate(self._sensors):
             if sensor.poll_interval_s:
                 self._next_poll[i] = now + sensor.poll_interval_s
@@ -676,16 +684,30 @@ class EnergyMeter:
                 )
             return {}
 
-    def _read_all(self, now: float) -> dict[str, float]:
-        """Cumulative joules per component since start (caller holds the lock)."""
+    def _raw_read(self, now: float) -> dict[str, float]:
+        """Every sensor's cumulative joules (no lock needed: sensors are thread-safe)."""
+        raw: dict[str, float] = {}
+        for sensor in self._sensors:
+            raw.update(self._safe_read(sensor, now))
+        return raw
+
+    def _absorb(self, raw: Mapping[str, float]) -> dict[str, float]:
+        """Fold raw readings into the per-component totals since start (caller holds the lock).
+
+        Totals never decrease: a value below the last one (a degraded or racing read) is
+        ignored.
+        """
         last = self._last
         base = self._baseline
-        for sensor in self._sensors:
-            for cid, value in self._safe_read(sensor, now).items():
-                v = value - base.get(cid, 0.0)
-                if v >= last.get(cid, 0.0):
-                    last[cid] = v
+        for cid, value in raw.items():
+            v = value - base.get(cid, 0.0)
+            if v >= last.get(cid, 0.0):
+                last[cid] = v
         return dict(last)
+
+    def _read_all(self, now: float) -> dict[str, float]:
+        """Cumulative joules per component since start (caller holds the lock)."""
+        return self._absorb(self._raw_read(now))
 
     def _close_state(self, state: _PhaseState, now: float, reading: Mapping[str, float]) -> None:
         record = state.record
@@ -838,9 +860,11 @@ class EnergyMeter:
                 self._tick(now)
             except Exception as exc:  # never let the thread die silently
                 self._note("meter.sampler_error", f"background sampler error: {exc!r}")
-            next_t = now + self.sample_interval_s
+            next_t = self._next_power
             for t in self._next_poll.values():
                 next_t = min(next_t, t)
+            if self._next_checkpoint is not None:
+                next_t = min(next_t, self._next_checkpoint)
             self._wake.wait(max(0.0, next_t - time.monotonic()))
 
     def _tick(self, now: float) -> None:
@@ -852,23 +876,27 @@ class EnergyMeter:
                 except Exception as exc:
                     self._note("sensor.poll_error", f"polling {sensor.name!r} failed: {exc!r}")
                 self._next_poll[i] = now + float(sensor.poll_interval_s or self.sample_interval_s)
-        with self._lock:
-            if self._stopped:
-                return
-            now = time.monotonic()
-            reading = self._read_all(now)
-            total = sum(reading.values())
-            prev = self._prev_power_point
-            if prev is not None and now > prev[0]:
-                power_w = (total - prev[1]) / (now - prev[0])
-                for state in self._phases.values():
-                    if state.active > 0 and now - state.open_since > 0:
-                        rec = state.record
-                        if rec.peak_power_w is None or power_w > rec.peak_power_w:
-                            rec.peak_power_w = power_w
-            self._prev_power_point = (now, total)
-            if self._timeline.due(now):
-                self._timeline.add(TimelinePoint(now, reading))
+        if now >= self._next_power:
+            self._next_power = now + self._power_period_s
+            # Read outside the lock, so a slow sensor never holds up the user's boundaries.
+            t = time.monotonic()
+            raw = self._raw_read(t)
+            with self._lock:
+                if self._stopped:
+                    return
+                reading = self._absorb(raw)
+                total = sum(reading.values())
+                prev = self._prev_power_point
+                if prev is not None and t > prev[0]:
+                    power_w = (total - prev[1]) / (t - prev[0])
+                    for state in self._phases.values():
+                        if state.active > 0 and t - state.open_since > 0:
+                            rec = state.record
+                            if rec.peak_power_w is None or power_w > rec.peak_power_w:
+                                rec.peak_power_w = power_w
+                self._prev_power_point = (t, total)
+                if self._timeline.due(t):
+                    self._timeline.add(TimelinePoint(t, reading))
         if self._next_checkpoint is not None and now >= self._next_checkpoint:
             assert self.report_path is not None and self.checkpoint_interval_s is not None
             self._next_checkpoint = now + self.checkpoint_interval_s

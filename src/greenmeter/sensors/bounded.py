@@ -5,7 +5,9 @@ bus. :class:`BoundedSensor` runs the wrapped sensor's ``read`` and ``poll`` on a
 thread of its own and waits at most ``timeout_s``. When the bound is exceeded the caller
 gets the last known cumulative values at once (the energy is not lost: the counter
 catches up on the next successful read) and a ``sensor.read_timeout`` warning is
-recorded; while the stuck call is still running, later calls do not wait at all.
+recorded; while the stuck call is still running, later calls do not wait at all. A call
+that finds another one merely in progress (the sampler's, say) waits for it, within the
+bound, so boundaries never get stale values from an ordinary overlap.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class BoundedSensor(Sensor):
         self._cond = threading.Condition()
         self._job: tuple[Callable[..., Any], float, list[Any], threading.Event] | None = None
         self._timeouts = 0
+        self._stuck = False  # a call outlived the bound and has not returned yet
         self._worker = threading.Thread(
             target=self._serve, name=f"greenmeter-{inner.name}-reader", daemon=True
         )
@@ -75,8 +78,12 @@ class BoundedSensor(Sensor):
     # -- worker -------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[float], Any], now: float) -> Any:
-        if not self._busy.acquire(blocking=False):
-            return None  # a previous call is still stuck (or running): do not wait
+        if self._stuck:
+            return None  # a call is hung: answer at once with the last values
+        # Another thread's call (the sampler's, a boundary's) may be running: wait for it
+        # rather than answer with stale values, but never past the bound.
+        if not self._busy.acquire(timeout=self.timeout_s):
+            return None
         done = threading.Event()
         box: list[Any] = []
         with self._cond:
@@ -87,6 +94,9 @@ class BoundedSensor(Sensor):
                 raise box[0]
             return box[0] if box else None
         self._timeouts += 1
+        self._stuck = True
+        if done.is_set():  # it returned just after the bound: not stuck after all
+            self._stuck = False
         self.warn(
             "sensor.read_timeout",
             f"a call to the {self.name!r} sensor took longer than {self.timeout_s:g} s; its "
@@ -109,5 +119,6 @@ class BoundedSensor(Sensor):
             except BaseException as exc:  # handed back to the caller
                 box.append(exc)
             finally:
+                self._stuck = False
                 self._busy.release()
                 done.set()
