@@ -426,7 +426,11 @@ class EnergyMeter:
     # -- phases -----------------------------------------------------------------------
 
     def enter(
-        self, name: str, kind: str | None = None, *, parent: PhaseHandle | None = None
+        self,
+        name: str,
+        kind: str | None = None,
+        *,
+        parent: PhaseHandle | tuple[str, ...] | None = None,
     ) -> PhaseHandle:
         """Open an instance of a phase and return its handle.
 
@@ -434,8 +438,9 @@ class EnergyMeter:
             name: The phase's name (no ``/``).
             kind: One of :data:`greenmeter.records.PHASE_KINDS`; default: the name when
                 it is a known kind, else ``"custom"``.
-            parent: The enclosing phase; default the innermost phase open in this
-                thread (none: a top-level phase).
+            parent: The enclosing phase, as a handle or as a path of names (``()`` for
+                the top level); default the innermost phase open in this thread (none: a
+                top-level phase).
         """
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"phase name must be a non-empty string without '/', got {name!r}")
@@ -445,9 +450,15 @@ class EnergyMeter:
             raise ValueError(f"unknown phase kind {kind!r}; expected one of {list(PHASE_KINDS)}")
         self._check_running()
         stack = self._stack()
-        if parent is None:
-            parent = next((h for h in reversed(stack) if not h._closed), None)
-        path = (*parent.path, name) if parent is not None else (name,)
+        if isinstance(parent, tuple):
+            if not all(isinstance(p, str) and p and "/" not in p for p in parent):
+                raise ValueError(f"parent path must be a tuple of phase names, got {parent!r}")
+            parent_path: tuple[str, ...] = parent
+        else:
+            if parent is None:
+                parent = next((h for h in reversed(stack) if not h._closed), None)
+            parent_path = parent.path if parent is not None else ()
+        path = (*parent_path, name)
         if self._inert:
             return _InertHandle(self, path)
         self._run_sync_hooks()
@@ -560,6 +571,14 @@ class EnergyMeter:
         with self._lock:
             if hook not in self._sync_hooks:
                 self._sync_hooks.append(hook)
+
+    def add_warning(self, code: str, message: str, component_id: str | None = None) -> None:
+        """Record a structured warning in the run's report (once per ``code``).
+
+        For adapters and tools that notice a measurement problem of their own.
+        """
+        with self._lock:
+            self._note(str(code), str(message), component_id)
 
     def add_listener(self, listener: PhaseListener) -> None:
         """Send every phase entry, exit and item count to ``listener`` as well."""

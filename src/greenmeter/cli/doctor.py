@@ -1,0 +1,150 @@
+"""``greenmeter doctor``: what this host can measure, how, and how to fix the rest.
+
+Lists the components greenmeter would measure here with the method of each (counter,
+sampled, estimated), every source it could not use with the reason and the command
+that fixes it, and the carbon settings the resolver arrives at.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from greenmeter import __version__
+
+__all__ = ["diagnose", "doctor", "format_diagnosis"]
+
+_METHOD_NOTE = {
+    "counter": "hardware energy counter (exact)",
+    "sampled": "power samples integrated over time",
+    "estimated": "model estimate, not a measurement",
+}
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def diagnose(
+    *,
+    powercap_root: str | None = None,
+    gpus: Sequence[int | str] | None = None,
+    gpu: bool = True,
+    carbon: Any = None,
+) -> dict[str, Any]:
+    """Probe the host and resolve carbon settings; returns plain JSON-able data.
+
+    Keys: ``greenmeter_version``, ``host``, ``components`` (id, kind, scope, method,
+    sensor, label, detail), ``unavailable`` (sensor, kind, reason, fix), ``carbon``
+    (the resolved settings, or None with ``carbon_error``) and ``carbon_warnings``.
+    """
+    from greenmeter.sensors.discover import discover
+
+    found = discover(powercap_root=powercap_root, gpus=gpus, gpu=gpu)
+    try:
+        components = [
+            {
+                "id": c.id,
+                "kind": _value(c.kind),
+                "scope": _value(c.scope),
+                "method": _value(c.method),
+                "sensor": c.sensor,
+                "label": c.label,
+                "shared": c.shared,
+                "detail": dict(c.detail),
+            }
+            for s in found.sensors
+            for c in s.components()
+        ]
+    finally:
+        for sensor in found.sensors:
+            try:
+                sensor.close()
+            except Exception:
+                pass
+    unavailable = [
+        {"sensor": u.sensor, "kind": _value(u.kind), "reason": u.reason, "fix": u.fix}
+        for u in found.unavailable
+    ]
+    out: dict[str, Any] = {
+        "greenmeter_version": __version__,
+        "host": socket.gethostname(),
+        "components": components,
+        "unavailable": unavailable,
+        "carbon": None,
+        "carbon_warnings": [],
+    }
+    try:
+        from greenmeter.carbon import resolve
+
+        acct = resolve(carbon)
+        info = getattr(acct, "info", None)
+        out["carbon"] = info.model_dump(mode="json") if info is not None else None
+        out["carbon_warnings"] = [
+            {"code": code, "message": message} for code, message in acct.warnings
+        ]
+    except Exception as exc:  # carbon problems are reported, not fatal, here
+        out["carbon_error"] = str(exc)
+    return out
+
+
+def format_diagnosis(diag: dict[str, Any]) -> str:
+    """The human-readable text of :func:`diagnose`'s result."""
+    lines = [f"greenmeter {diag['greenmeter_version']} on {diag['host']}", ""]
+    comps = diag["components"]
+    lines.append("Measured components:" if comps else "Measured components: none")
+    for c in comps:
+        lines.append(f"  {c['id']}  ({c['kind']}, {c['scope']})  {c['label']}")
+        lines.append(f"      method: {c['method']}: {_METHOD_NOTE.get(c['method'], '')}")
+        if c["method"] == "estimated":
+            for key in ("model", "constants", "source"):
+                if c["detail"].get(key):
+                    lines.append(f"      {key}: {c['detail'][key]}")
+    if diag["unavailable"]:
+        lines += ["", "Not available:"]
+        for u in diag["unavailable"]:
+            lines.append(f"  {u['sensor']} ({u['kind']}): {u['reason']}")
+            lines.append(f"      fix: {u['fix']}" if u["fix"] else "      fix: none needed")
+    lines += ["", "Carbon:"]
+    carbon = diag.get("carbon")
+    if carbon is None:
+        lines.append(f"  not resolved: {diag.get('carbon_error', 'carbon accounting unavailable')}")
+    else:
+        it = carbon["intensity"]
+        where = it.get("location_name") or it.get("location") or it.get("cloud_region") or "?"
+        year = f", {it['year']}" if it.get("year") else ""
+        flag = "  (FALLBACK: no location given)" if it.get("is_fallback") else ""
+        lines.append(
+            f"  grid intensity: {it['value_g_per_kwh']:g} {it['unit']} for {where}{year} "
+            f"[{it['resolved_from']}]{flag}"
+        )
+        lines.append(
+            f"      source: {it['source']}" + (f" ({it['licence']})" if it.get("licence") else "")
+        )
+        pue = carbon["pue"]
+        preset = f" ({pue['preset']})" if pue.get("preset") else ""
+        lines.append(f"  PUE: {pue['value']:g}{preset} [{pue['resolved_from']}]")
+        lines.append(f"      source: {pue['source']}")
+    for w in diag.get("carbon_warnings", []):
+        lines.append(f"  warning: {w['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def doctor(
+    *,
+    powercap_root: str | None = None,
+    gpus: Sequence[int | str] | None = None,
+    gpu: bool = True,
+    carbon: Any = None,
+    as_json: bool = False,
+    out: TextIO,
+) -> int:
+    """Print the diagnosis (text or JSON) to ``out``; returns 0."""
+    diag = diagnose(powercap_root=powercap_root, gpus=gpus, gpu=gpu, carbon=carbon)
+    if as_json:
+        out.write(json.dumps(diag, indent=2) + "\n")
+    else:
+        out.write(format_diagnosis(diag))
+    return 0
