@@ -394,6 +394,9 @@ class EnergyMeter:
                 )
             self._stopped = True
             self.ended_mono = now
+        if self._listeners:
+            for state in still_open:
+                self._notify("phase_exited", state.record.path, now)
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
