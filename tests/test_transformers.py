@@ -1,0 +1,151 @@
+"""GreenMeterTrainerCallback on a tiny BERT built in the test (no downloads)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from greenmeter.integrations.transformers import GreenMeterTrainerCallback  # noqa: E402
+
+from greenmeter import EnergyMeter  # noqa: E402
+from greenmeter.report import Report  # noqa: E402
+from greenmeter.testing import PowerTrace  # noqa: E402
+from greenmeter.testing.sensors import TraceSensor  # noqa: E402
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, 50, (n, 6), generator=g)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.ids[i],
+            "attention_mask": torch.ones(6, dtype=torch.long),
+            "labels": self.labels[i],
+        }
+
+
+def _model():
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    return transformers.BertForSequenceClassification(config)
+
+
+def _args(tmp_path, **kw):
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        num_train_epochs=2,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    base.update(kw)
+    return transformers.TrainingArguments(**base)
+
+
+def _truth(trace, rec):
+    return sum(trace.energy_j(a, b) for a, b in rec.intervals_mono)
+
+
+def _overlap(a, b) -> float:
+    return sum(max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in a for s2, e2 in b)
+
+
+def test_train_evaluate_predict_phases_counts_and_energy(tmp_path):
+    trace = PowerTrace([(0.011, 90.0), (0.005, 300.0)])
+    model = _model()
+    report_path = tmp_path / "energy.json"
+    with EnergyMeter([TraceSensor({"trace:cpu": trace})]) as meter:
+        callback = GreenMeterTrainerCallback(meter, report_path=report_path)
+        trainer = transformers.Trainer(
+            model=model,
+            args=_args(tmp_path),
+            train_dataset=Rows(10, 1),  # 3 batches per epoch, the last of 2
+            eval_dataset=Rows(6, 2),  # 2 batches, the last of 2
+            callbacks=[callback],
+        )
+        assert callback.trainer is trainer  # found at on_init_end
+        trainer.train()
+        assert report_path.exists()  # written at train end, meter still running
+        trainer.predict(Rows(5, 3))
+        trainer.evaluate()
+        phases = {p.path: p for p in meter.snapshot().phases}
+
+    fit, train = phases[("fit",)], phases[("fit", "train")]
+    evaluate = phases[("fit", "evaluate")]
+    epochs = [phases[("fit", "train", f"epoch-{i}")] for i in range(2)]
+    assert (fit.kind, train.kind, evaluate.kind) == ("fit", "train", "validate")
+    assert [e.kind for e in epochs] == ["epoch", "epoch"]
+    assert train.samples == 20 and train.steps == 6 and train.tokens == 20 * 6
+    assert [(e.samples, e.steps) for e in epochs] == [(10, 3), (10, 3)]
+    assert evaluate.count == 2 and evaluate.samples == 12 and evaluate.steps == 4
+    assert phases[("predict",)].kind == "predict"
+    assert (phases[("predict",)].samples, phases[("predict",)].steps) == (5, 2)
+    assert phases[("evaluate",)].samples == 6 and phases[("evaluate",)].count == 1
+
+    # training is paused while evaluating: no overlap, and the parts fill the fit
+    assert _overlap(train.intervals_mono, evaluate.intervals_mono) == pytest.approx(0, abs=1e-9)
+    assert train.duration_s + evaluate.duration_s <= fit.duration_s + 1e-9
+    for rec in (fit, train, evaluate, *epochs, phases[("predict",)]):
+        assert rec.energy_j["trace:cpu"] == pytest.approx(_truth(trace, rec), rel=1e-9)
+    parts = train.energy_j["trace:cpu"] + evaluate.energy_j["trace:cpu"]
+    assert parts <= fit.energy_j["trace:cpu"] + 1e-9
+    assert parts >= 0.9 * fit.energy_j["trace:cpu"]
+
+    report = Report.load(report_path)
+    assert report.models[0].parameters_total == sum(p.numel() for p in model.parameters())
+    assert report.phase("fit/train").items.samples == 20
+
+
+def test_owned_meter_and_event_fallback(tmp_path, monkeypatch):
+    """Without attaching, evaluation is bracketed from its first batch by events."""
+    monkeypatch.setattr(GreenMeterTrainerCallback, "_find_trainer", lambda self: None)
+    report_path = tmp_path / "owned.json"
+    callback = GreenMeterTrainerCallback(
+        report_path=report_path,
+        meter_kwargs={"sensors": [TraceSensor({"trace:cpu": PowerTrace.constant(40.0)})]},
+        report_kwargs={"include_git": False},
+    )
+    trainer = transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path, num_train_epochs=1),
+        train_dataset=Rows(8, 1),
+        eval_dataset=Rows(6, 2),
+        callbacks=[callback],
+    )
+    trainer.train()
+    assert callback.trainer is None
+    assert not callback.meter.running  # the callback's own meter is stopped at train end
+    report = Report.load(report_path)
+    ev = report.phase("fit/evaluate")
+    assert ev.attrs["bracket"] == "events"
+    assert ev.items.steps == 2 and ev.items.samples == 8  # estimated: 2 x batch size 4
+    assert (
+        report.phase("fit/train").items.samples == 8 and report.phase("fit/train").items.steps == 2
+    )
+    assert report.phase("fit/train/epoch-0").items.steps == 2
