@@ -1,0 +1,70 @@
+"""Number formatting shared by the renderers (plain text; each format escapes it).
+
+Figures are shown with a fixed number of significant digits, trailing zeros dropped,
+thousands separated by commas; very small values use an exponent (``1.23e-05``) that
+LaTeX and HTML turn into a proper power of ten.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["EXPONENT", "change_pct", "fmt_change", "fmt_pct", "sig"]
+
+#: Matches the exponent form :func:`sig` produces, e.g. ``"1.23e-05"``.
+EXPONENT = re.compile(r"^(-?[0-9.]+)e([+-]?)0*([0-9]+)$")
+
+
+def _strip(text: str) -> str:
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def sig(value: float | None, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits; ``""`` for None.
+
+    Values of 10**digits and above are rounded to whole numbers with comma thousands
+    separators (``12,346``); values below 0.001 use an exponent (``1.235e-05``).
+    """
+    if value is None:
+        return ""
+    x = float(value)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if ax >= 10**digits:
+        return f"{x:,.0f}"
+    if ax >= 1e-3:
+        decimals = max(0, digits - 1 - math.floor(math.log10(ax)))
+        text = _strip(f"{x:.{decimals}f}")
+        whole, dot, frac = text.partition(".")
+        sign = "-" if whole.startswith("-") else ""
+        whole = f"{int(whole.lstrip('-') or 0):,}"
+        return f"{sign}{whole}{dot}{frac}"
+    mantissa, _, exponent = f"{x:.{digits - 1}e}".partition("e")
+    return f"{_strip(mantissa)}e{int(exponent):+03d}"
+
+
+def change_pct(value: float | None, baseline: float | None) -> float | None:
+    """Relative change of ``value`` against ``baseline`` in percent; None if undefined."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return (value - baseline) / baseline * 100.0
+
+
+def fmt_change(value: float | None, baseline: float | None) -> str:
+    """The change as ``"-62.3%"`` / ``"+4.0%"``; ``""`` when undefined."""
+    return fmt_pct(change_pct(value, baseline))
+
+
+def fmt_pct(pct: float | None) -> str:
+    """A relative change in percent as ``"-62.3%"`` / ``"+4.0%"``; ``""`` for None."""
+    if pct is None:
+        return ""
+    if abs(pct) < 0.05:
+        return "0.0%"
+    return f"{pct:+.1f}%"
