@@ -22,12 +22,12 @@ import sys
 import time
 from typing import Any
 
-from greenmeter.integrations.torch import measure_inference, model_size
+import torch
+from torch import nn
 from torch.nn import functional as F
 
-import torch
 from greenmeter import EnergyMeter
-from torch import nn
+from greenmeter.integrations.torch import measure_inference, model_size
 
 # -- 1. loop overhead -------------------------------------------------------------------
 

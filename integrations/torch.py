@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
 from greenmeter.loops import batch_size as _batch_size
 from greenmeter.report.efficiency import percentile
 

@@ -41,8 +41,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greenmeter.loops import batch_size as _batch_size
 from transformers import TrainerCallback
+
+from greenmeter.loops import batch_size as _batch_size
 
 if TYPE_CHECKING:
     from greenmeter.meter import EnergyMeter, PhaseHandle

@@ -40,9 +40,7 @@ _DIRECTIVE = re.compile(r"^<!--\s*(run|skip|file)\s*(?::\s*(.*?))?\s*-->$")
 #: Blocks on pages maintained outside these conventions that are not programs, by page and
 #: the first line of the block, with the reason. Prefer a ``<!-- skip: reason -->`` line in
 #: the page itself; then remove the entry here.
-NOT_PROGRAMS: dict[str, dict[str, str]] = {
-    "guides/lightning.md": {"GreenMeterCallback(": "a summary of the signature, not a program"},
-}
+NOT_PROGRAMS: dict[str, dict[str, str]] = {}
 
 
 @dataclass

@@ -9,13 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from greenmeter import EnergyMeter  # noqa: E402
 from greenmeter.integrations.torch import (  # noqa: E402
     RESOLUTION_FACTOR,
     measure_inference,
     model_size,
 )
-
-from greenmeter import EnergyMeter  # noqa: E402
 from greenmeter.report import ModelInfo  # noqa: E402
 from greenmeter.testing import PowerTrace  # noqa: E402
 from greenmeter.testing.sensors import TraceSensor  # noqa: E402

@@ -9,9 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from greenmeter.integrations.torch import install  # noqa: E402
-
 from greenmeter import EnergyMeter  # noqa: E402
+from greenmeter.integrations.torch import install  # noqa: E402
 from greenmeter.sensors.base import ComponentKind, Scope  # noqa: E402
 from greenmeter.testing import PowerTrace  # noqa: E402
 from greenmeter.testing.sensors import TraceSensor  # noqa: E402

@@ -11,9 +11,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from greenmeter.integrations.transformers import GreenMeterTrainerCallback  # noqa: E402
-
 from greenmeter import EnergyMeter  # noqa: E402
+from greenmeter.integrations.transformers import GreenMeterTrainerCallback  # noqa: E402
 from greenmeter.report import Report  # noqa: E402
 from greenmeter.testing import PowerTrace  # noqa: E402
 from greenmeter.testing.sensors import TraceSensor  # noqa: E402

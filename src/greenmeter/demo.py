@@ -90,10 +90,9 @@ def _data(cfg: DemoConfig) -> tuple[Any, Any, Any, Any]:
 def _modules(cfg: DemoConfig) -> tuple[type, type]:
     """The LightningModule classes (defined here so Lightning loads only when run)."""
     import lightning.pytorch as pl
-    from torch.nn import functional as F
-
     import torch
     from torch import nn
+    from torch.nn import functional as F
 
     class Teacher(pl.LightningModule):
         def __init__(self, width: int) -> None:
@@ -152,9 +151,9 @@ def _train_and_measure(
 ) -> Any:
     """Train ``module`` and measure its inference on one meter; returns its report."""
     import lightning.pytorch as pl
+    import torch
     from torch.utils.data import DataLoader
 
-    import torch
     from greenmeter import EnergyMeter
     from greenmeter.integrations.lightning import GreenMeterCallback
     from greenmeter.integrations.torch import measure_inference, model_size
@@ -228,9 +227,8 @@ def run_demo(out_dir: str | os.PathLike[str] | None = None, *, quick: bool = Fal
     started = time.perf_counter()
     try:
         import lightning.pytorch  # noqa: F401
-        from torch.utils.data import TensorDataset
-
         import torch
+        from torch.utils.data import TensorDataset
     except ImportError as exc:
         raise ImportError(
             f"the demo needs PyTorch and Lightning ({exc}). Install them with: "
