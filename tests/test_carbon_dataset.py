@@ -88,6 +88,30 @@ def test_canadian_province(text: str) -> None:
     assert rec.g_per_kwh < lookup("Alberta").g_per_kwh / 5
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("AU-VIC", "AU-VIC"),
+        ("Victoria, Australia", "AU-VIC"),
+        ("Tasmania", "AU-TAS"),
+        ("AU-WA-NWIS", "AU-WA-NWIS"),
+        ("Western Australia", "AU-WA"),
+    ],
+)
+def test_australian_state(text: str, key: str) -> None:
+    rec = lookup(text)
+    assert rec.key == key
+    assert rec.year == 2024
+    assert rec.source == "dcceew-nga-2024"
+    assert rec.basis == "direct_combustion"
+    # the value is the scope 2 factor (kg/kWh x 1000); the high end adds scope 3
+    scope2, scope3 = (float(x.split()[1]) for x in _raw(key)["original"].split("scope ")[1:])
+    assert rec.g_per_kwh == pytest.approx(scope2 * 1000)
+    assert rec.high_g_per_kwh == pytest.approx((scope2 + scope3) * 1000)
+    # Tasmania (hydro) is far below Victoria (brown coal)
+    assert lookup("AU-TAS").g_per_kwh < lookup("AU-VIC").g_per_kwh / 4
+
+
 def test_other_subnational_tables() -> None:
     bj = lookup("CN-BJ")
     assert bj.unit == "gCO2/kWh" and bj.basis == "direct_combustion" and bj.year == 2023

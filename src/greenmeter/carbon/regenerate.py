@@ -30,7 +30,7 @@ from greenmeter.carbon.dataset import normalize
 
 __all__ = ["DATASET_DATE", "DATASET_VERSION", "LB_PER_MWH_TO_G_PER_KWH", "build", "main"]
 
-DATASET_VERSION = "2026.11.1"
+DATASET_VERSION = "2026.11.2"
 DATASET_DATE = "2026-11-28"
 FORMAT = 1
 
@@ -98,6 +98,24 @@ SOURCES: dict[str, dict[str, Any]] = {
         "note": (
             "Emissions at the generating plant only; data year 2016, older than the state "
             "figures (eGRID2023). Prefer the state when you know it."
+        ),
+    },
+    "dcceew-nga-2024": {
+        "licence_short": "CC-BY-4.0",
+        "title": (
+            "Australian Government DCCEEW, National Greenhouse Accounts Factors 2024, Table 1: "
+            "indirect (scope 2) emission factors for consumption of purchased electricity, "
+            "by state, territory or grid (kg CO2-e/kWh)"
+        ),
+        "url": "https://www.dcceew.gov.au/climate-change/publications/national-greenhouse-accounts-factors",
+        "licence": "CC BY 4.0 (Commonwealth of Australia, DCCEEW)",
+        "basis": "direct_combustion",
+        "note": (
+            "Scope 2: emissions at generation per kWh consumed, not lifecycle. The high end "
+            "of the range adds the publication's scope 3 factor (fuel supply and network "
+            "losses). ACT shares the New South Wales factor; Western Australia is its main "
+            "grid (SWIS), the North West grid is AU-WA-NWIS. Transcribed into "
+            "carbon/data/sources/au_nga2024_states.csv."
         ),
     },
     "canada-mix-lifecycle": {
@@ -389,6 +407,27 @@ def build(codecarbon_data: Path, sources_dir: Path = SOURCES_DIR) -> dict[str, A
             original=f"{kg} kg/kWh",
         )
         aliases.add_all([key, sub, f"eGRID:{sub}", f"eGRID {sub}", f"US-{sub}"], key)
+
+    # Australian states and territories (NGA Factors 2024, scope 2; scope 2+3 as the high end).
+    for row in _read_csv(sources_dir / "au_nga2024_states.csv"):
+        code = row["code"].strip().upper()
+        scope2 = float(row["scope2_kg_per_kwh"])
+        scope3 = float(row["scope3_kg_per_kwh"])
+        key = f"AU-{code}"
+        locations[key] = _entry(
+            row["name"],
+            "au_state",
+            scope2 * 1000.0,
+            2024,
+            "dcceew-nga-2024",
+            parent="AUS",
+            low=scope2 * 1000.0,
+            high=(scope2 + scope3) * 1000.0,
+            original=f"scope 2 {scope2} kg/kWh, scope 3 {scope3} kg/kWh",
+        )
+        aliases.add_all([key, f"AU:{code}", f"{row['name']}, Australia", f"{row['name']}, AU"], key)
+        if code != "WA-NWIS":
+            aliases.add(row["name"], key)
 
     # Canadian provinces (lifecycle, derived from the generation mix).
     per_source = _read_json(cc / "private_infra" / "carbon_intensity_per_source.json")
