@@ -15,6 +15,7 @@ Discovery never raises for a measurement problem.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -204,8 +205,7 @@ def _discover_gpus(
     found: Discovery, gpus: Sequence[int | str] | None, sample_interval_s: float, host: str | None
 ) -> None:
     try:
-        from greenmeter.sensors import nvml
-
+        nvml = importlib.import_module("greenmeter.sensors.nvml")
         probe = nvml.probe
     except (ImportError, AttributeError) as exc:
         found.unavailable.append(
