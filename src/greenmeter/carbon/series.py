@@ -46,6 +46,9 @@ MAX_SERIES_BYTES = 16 * 1024 * 1024
 MAX_SERIES_POINTS = 500_000
 #: A spacing larger than this many median steps is a gap.
 GAP_FACTOR = 2.0
+#: Accepted time range of a series, Unix seconds: 1970-01-01 to 9999-12-31 (UTC).
+MIN_TIME_S = 0.0
+MAX_TIME_S = 253_402_300_799.0
 
 _TIME_KEYS = ("timestamp", "datetime", "datetime (utc)", "time", "date", "start", "ts")
 _VALUE_KEYS = (
@@ -142,12 +145,15 @@ def _parse_time(raw: Any, where: str) -> float:
         dt = datetime.fromisoformat(text)
     except ValueError:
         try:
-            return float(text)
+            seconds = float(text)
         except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds):  # "nan" and "inf" parse as floats
             raise CarbonError(
                 f"{where}: cannot read timestamp {raw!r}; use ISO 8601 such as "
                 "'2024-05-01T13:00:00Z' or Unix seconds"
             ) from None
+        return seconds
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
@@ -255,6 +261,12 @@ def _validate(points: list[tuple[float, float, str]], origin: str) -> IntensityS
             raise CarbonError(f"{w1}: timestamp goes back in time (before {w0}); sort the rows")
     steps = [b[0] - a[0] for a, b in itertools.pairwise(points)]
     step = statistics.median(steps)
+    for t, _, where in (points[0], points[-1]):
+        if not MIN_TIME_S <= t or not t + step <= MAX_TIME_S:
+            raise CarbonError(
+                f"{where}: timestamp {t!r} is outside 1970-01-01 to 9999-12-31 (UTC); give "
+                "ISO 8601 date-times or Unix seconds"
+            )
     for ((_, _, w0), (_, _, w1)), dt in zip(itertools.pairwise(points), steps, strict=True):
         if dt > GAP_FACTOR * step:
             raise CarbonError(
@@ -284,9 +296,16 @@ def parse(text: str, *, origin: str, fmt: str | None = None) -> IntensitySeries:
             raise CarbonError(
                 f"{origin} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})"
             ) from None
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            raise CarbonError(f"{origin}: invalid JSON ({exc})") from None
+        except RecursionError:
+            raise CarbonError(f"{origin}: JSON nested too deeply to be a time series") from None
         points = _rows_from_json(data, origin)
     elif fmt == "csv":
-        points = _rows_from_csv(text, origin)
+        try:
+            points = _rows_from_csv(text, origin)
+        except csv.Error as exc:  # e.g. a NUL byte, or a field over the csv size limit
+            raise CarbonError(f"{origin}: not readable as CSV ({exc})") from None
     else:
         raise CarbonError(f"unknown series format {fmt!r}; use 'csv' or 'json'")
     return _validate(points, origin)

@@ -159,6 +159,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise CarbonError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CarbonError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise CarbonError(f"config file {str(path)!r} is not UTF-8 text, as TOML must be") from None
+    except RecursionError:
+        raise CarbonError(
+            f"config file {str(path)!r} is nested too deeply to be a config"
+        ) from None
 
 
 def from_file(path: Path) -> tuple[CarbonConfig, str]:

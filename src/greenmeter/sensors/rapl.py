@@ -493,11 +493,7 @@ class RaplSensor(Sensor):
         with self._lock:
             self._sample()
             for live in list(self._live):
-                try:
-                    gone = os.fstat(live.fd).st_nlink == 0
-                except OSError:
-                    gone = True
-                if gone:
+                if _unlinked(live.fd):
                     self._drop(live, "its energy_uj file was removed", time.monotonic())
 
     def close(self) -> None:
@@ -526,7 +522,7 @@ class RaplSensor(Sensor):
 
     def _sample(self) -> None:
         """Read all live zones once (lock held)."""
-        for live in self._live:
+        for live in list(self._live):  # _drop() removes from self._live
             try:
                 data = os.pread(live.fd, 32, 0)
             except OSError as exc:
@@ -539,6 +535,12 @@ class RaplSensor(Sensor):
             except ValueError:
                 continue  # empty or garbled content: keep the previous value
             tr = live.tracker
+            if raw == tr.last_raw and _unlinked(live.fd):
+                # A counter that stopped moving may be a zone that was removed while open
+                # (the open file keeps its last content); notice it at once, not only at
+                # the next wrap-guard poll, which can be seconds away.
+                self._drop(live, "its energy_uj file was removed", t)
+                continue
             if tr.could_miss_wrap(t) and not self._late_warned:
                 self._late_warned = True
                 self.warn(
@@ -575,6 +577,14 @@ class RaplSensor(Sensor):
             "rapl.zone_lost",
             t,
         )
+
+
+def _unlinked(fd: int) -> bool:
+    """True when the open file was removed from the tree (or cannot be queried)."""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return True
 
 
 def _parse(data: bytes) -> int:
