@@ -334,3 +334,23 @@ def test_interval_list_stays_bounded_and_covers_every_interval(traced):
     assert rec.intervals_mono[-1][1] == rec.last_end_mono
     covered = sum(b - a for a, b in rec.intervals_mono)
     assert covered >= rec.duration_s - 1e-9
+
+
+def test_warnings_are_capped_and_the_cap_is_reported():
+    import greenmeter.meter as meter_mod
+
+    class Chatty(TraceSensor):
+        def read(self, now: float) -> dict[str, float]:
+            self.warn("test.chatty", "one more", None, now)
+            return super().read(now)
+
+    sensor = Chatty({"trace:x": PowerTrace.constant(5.0)})
+    with EnergyMeter([sensor], sample_interval_s=0.5) as meter:
+        for _ in range(meter_mod.MAX_WARNINGS + 200):
+            with meter.phase("p"):
+                pass
+            if _ % 100 == 0:
+                meter.snapshot()  # collects the sensor's warnings
+    codes = [w.code for w in meter.snapshot().warnings]
+    assert codes.count("test.chatty") == meter_mod.MAX_WARNINGS
+    assert codes.count("meter.warnings_truncated") == 1

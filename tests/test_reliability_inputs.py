@@ -437,20 +437,8 @@ TRACE_FILES = [
     ("bad kind", json.dumps({"cpu:x": {"steps": [[1, 5]], "t0": 0, "kind": "toaster"}})),
     ("steps not pairs", json.dumps({"cpu:x": {"steps": [1, 2], "t0": 0}})),
     ("entry not an object", json.dumps({"cpu:x": [1, 2]})),
-    pytest.param(
-        "top level a list",
-        json.dumps([1, 2]),
-        marks=pytest.mark.xfail(
-            strict=True, reason="runner._testing_sensors lets AttributeError through"
-        ),
-    ),
-    pytest.param(
-        "nested too deeply",
-        "[" * 100_000,
-        marks=pytest.mark.xfail(
-            strict=True, reason="runner._testing_sensors lets RecursionError through"
-        ),
-    ),
+    ("top level a list", json.dumps([1, 2])),
+    ("nested too deeply", "[" * 100_000),
 ]
 
 
@@ -643,11 +631,6 @@ def test_live_token_never_reaches_reports_logs_or_errors(
         assert TOKEN.encode() not in f.read_bytes(), f
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="carbon/live.py sends auth-token through urllib's default redirect handler, "
-    "which copies it to the redirect target",
-)
 def test_live_token_not_forwarded_on_redirect_to_another_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

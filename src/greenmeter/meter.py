@@ -58,6 +58,8 @@ T = TypeVar("T")
 
 #: Most per-call latencies kept per phase (reservoir sampling beyond that).
 LATENCY_RESERVOIR = 10_000
+#: Most warnings kept per run (the rest are counted, so memory stays bounded).
+MAX_WARNINGS = 1000
 #: Most (start, end) intervals kept per phase; beyond that neighbours are coalesced.
 MAX_INTERVALS = 512
 
@@ -268,6 +270,7 @@ class EnergyMeter:
         self._unavailable: list[Unavailable] = []
         self._warnings: list[SensorWarning] = []
         self._warned_codes: set[str] = set()
+        self._dropped_warnings = 0
 
         self._lock = threading.RLock()
         self._tls = threading.local()
@@ -812,9 +815,25 @@ class EnergyMeter:
     def _collect_warnings(self) -> None:
         for sensor in self._sensors:
             try:
-                self._warnings.extend(sensor.drain_warnings())
+                drained = sensor.drain_warnings()
             except Exception:  # pragma: no cover - defensive
-                pass
+                continue
+            room = MAX_WARNINGS - len(self._warnings)
+            if len(drained) > room:
+                self._dropped_warnings += len(drained) - max(room, 0)
+                drained = drained[: max(room, 0)]
+            self._warnings.extend(drained)
+        if self._dropped_warnings and "meter.warnings_truncated" not in self._warned_codes:
+            self._warned_codes.add("meter.warnings_truncated")
+            self._warnings.append(
+                SensorWarning(
+                    "meter.warnings_truncated",
+                    f"more than {MAX_WARNINGS} warnings were raised; later ones were counted "
+                    "but not kept. The first ones usually name the cause.",
+                    None,
+                    time.monotonic(),
+                )
+            )
 
     def _snapshot_locked(self, now: float, running: bool) -> MeterSnapshot:
         reading = dict(self._last) if not running else self._read_all(now)

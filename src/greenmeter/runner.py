@@ -187,7 +187,12 @@ def _testing_sensors() -> list[Any] | None:
     from greenmeter.testing.trace import PowerTrace
 
     try:
-        spec = json.loads(Path(spec_path).read_text())
+        path = Path(spec_path)
+        if path.stat().st_size > 1 << 20:
+            raise ValueError("larger than 1 MiB")
+        spec = json.loads(path.read_text())
+        if not isinstance(spec, dict):
+            raise TypeError("the top level must be an object of component id -> trace")
         sensors = []
         for cid, item in spec.items():
             trace = PowerTrace(
@@ -196,7 +201,7 @@ def _testing_sensors() -> list[Any] | None:
                 repeat=bool(item.get("repeat", True)),
             )
             sensors.append(TraceSensor({cid: trace}, kind=ComponentKind(item.get("kind", "cpu"))))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise RunError(
             f"{TESTING_TRACES_ENV}={spec_path!r} is not a valid trace file: {exc}"
         ) from None

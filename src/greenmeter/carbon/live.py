@@ -32,6 +32,24 @@ def _scrub(text: str, token: str | None) -> str:
     return text
 
 
+class _NoTokenAcrossOrigins(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never carry the API token to another scheme, host or port."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            for name in list(new.headers):
+                if name.lower() == "auth-token":
+                    del new.headers[name]
+            new.unredirected_hdrs.pop("Auth-token", None)
+        return new
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+
+
 def fetch_history(
     zone: str, *, token: str | None, base_url: str = DEFAULT_BASE_URL, timeout_s: float = 5.0
 ) -> IntensitySeries:
@@ -48,7 +66,8 @@ def fetch_history(
         headers["auth-token"] = token
     request = urllib.request.Request(url, headers=headers, method="GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        opener = urllib.request.build_opener(_NoTokenAcrossOrigins)
+        with opener.open(request, timeout=timeout_s) as response:
             body = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise LiveFetchError(
@@ -70,7 +89,7 @@ def fetch_history(
         text = body.decode("utf-8")
         json.loads(text)
         return parse(text, origin=f"electricitymaps:{zone}", fmt="json")
-    except (UnicodeDecodeError, json.JSONDecodeError, CarbonError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError, CarbonError) as exc:
         raise LiveFetchError(
             _scrub(f"unusable Electricity Maps response for zone {zone!r}: {exc}", token)
         ) from None

@@ -97,14 +97,17 @@ class BoundedSensor(Sensor):
         self._stuck = True
         if done.is_set():  # it returned just after the bound: not stuck after all
             self._stuck = False
-        self.warn(
-            "sensor.read_timeout",
-            f"a call to the {self.name!r} sensor took longer than {self.timeout_s:g} s; its "
-            "last values are used until it answers again (the energy is attributed when the "
-            "counter is next read). A hung GPU driver or device is the usual cause.",
-            None,
-            now,
-        )
+        n = self._timeouts
+        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th... time: a bounded number of warnings
+            self.warn(
+                "sensor.read_timeout",
+                f"a call to the {self.name!r} sensor took longer than {self.timeout_s:g} s "
+                f"({n} time{'s' if n > 1 else ''} so far); its last values are used until it "
+                "answers again (the energy is attributed when the counter is next read). A "
+                "hung GPU driver or device is the usual cause.",
+                None,
+                now,
+            )
         return None
 
     def _serve(self) -> None:

@@ -96,4 +96,9 @@ class PowerTrace:
     @staticmethod
     def from_rows(rows: Iterable[Sequence[float]], t0: float, repeat: bool = True) -> PowerTrace:
         """Rebuild a trace from :meth:`to_rows` output."""
-        return PowerTrace([(float(r[0]), float(r[1])) for r in rows], t0=t0, repeat=repeat)
+        steps = []
+        for i, row in enumerate(rows):
+            if len(row) != 2:
+                raise ValueError(f"row {i} must be (duration_s, power_w), got {list(row)!r}")
+            steps.append((float(row[0]), float(row[1])))
+        return PowerTrace(steps, t0=t0, repeat=repeat)
