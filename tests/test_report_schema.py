@@ -55,3 +55,13 @@ def test_a_built_report_validates_against_the_schema() -> None:
     bad = json.loads(report.to_json())
     bad["totals"]["it_energy_j"] = -1
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+
+
+def test_report_phase_kinds_are_the_meters() -> None:
+    """The schema's phase kinds and the meter's must not drift apart."""
+    from typing import get_args
+
+    from greenmeter.records import PHASE_KINDS
+    from greenmeter.report.models import PhaseKindName
+
+    assert set(get_args(PhaseKindName)) == set(PHASE_KINDS)

@@ -532,26 +532,18 @@ def build_report(
     for key in by_key:
         energy.setdefault(key, 0.0)
     it_j = sum(energy.values())
-    by_kind: dict[str, float] = {}
-    for key, value in energy.items():
-        by_kind[kind_of[key]] = by_kind.get(kind_of[key], 0.0) + value
     total_hours = device_hours(energy, duration_s)
     run_segments = _segments(curve, [(start_mono, end_mono)], list(key_of), it_j, to_utc) or [
         (start_utc, end_utc, it_j)
     ]
-    totals = Totals(
-        duration_s=duration_s,
-        it_energy_j=it_j,
-        it_energy_kwh=it_j / J_PER_KWH,
-        facility_energy_j=it_j * pue,
-        facility_energy_kwh=it_j * pue / J_PER_KWH,
+    totals = Totals.from_energy(
         energy_j=energy,
-        energy_by_kind_j=by_kind,
-        estimated_energy_j=sum(v for k, v in energy.items() if by_key[k].method == "estimated"),
+        kind_of=kind_of,
+        estimated={k for k, c in by_key.items() if c.method == "estimated"},
+        duration_s=duration_s,
         pue=pue,
         co2e=_co2e(acct, run_segments, total_hours, warn),
         device_hours=total_hours,
-        gpu_hours=total_hours.get("gpu", 0.0),
     )
 
     # facts about the run's context

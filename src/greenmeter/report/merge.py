@@ -272,24 +272,14 @@ def merge_reports(reports: Sequence[Report]) -> Report:
     for comp in parts.components:
         energy.setdefault(comp.key, 0.0)
     shares, hours = _shares(parts, items, kept, lambda t: t.duration_s)
-    it_j = sum(energy.values())
-    by_kind: dict[str, float] = {}
-    for key, value in energy.items():
-        by_kind[parts.kind[key]] = by_kind.get(parts.kind[key], 0.0) + value
-    estimated = {c.key for c in parts.components if c.method == "estimated"}
-    totals = Totals(
-        duration_s=duration,
-        it_energy_j=it_j,
-        it_energy_kwh=it_j / J_PER_KWH,
-        facility_energy_j=it_j * pue,
-        facility_energy_kwh=it_j * pue / J_PER_KWH,
+    totals = Totals.from_energy(
         energy_j=energy,
-        energy_by_kind_j=by_kind,
-        estimated_energy_j=sum(v for k, v in energy.items() if k in estimated),
+        kind_of=parts.kind,
+        estimated={c.key for c in parts.components if c.method == "estimated"},
+        duration_s=duration,
         pue=pue,
-        co2e=_combine_co2e(shares, it_j, pue),
+        co2e=_combine_co2e(shares, sum(energy.values()), pue),
         device_hours=hours,
-        gpu_hours=hours.get("gpu", 0.0),
     )
 
     for i, report in enumerate(order):

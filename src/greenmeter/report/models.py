@@ -20,7 +20,7 @@ Conventions, enforced by validation:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -461,6 +461,48 @@ class Totals(_Model):
     co2e: Co2eBreakdown | None = None
     device_hours: dict[ComponentKindName, NonNegFloat] = Field(default_factory=dict)
     gpu_hours: NonNegFloat = 0.0
+
+    @classmethod
+    def from_energy(
+        cls,
+        *,
+        energy_j: Mapping[str, float],
+        kind_of: Mapping[str, str],
+        estimated: Collection[str],
+        duration_s: float,
+        pue: float,
+        co2e: Co2eBreakdown | None,
+        device_hours: Mapping[str, float],
+    ) -> Totals:
+        """Totals from per-component energy (joules): every derived figure in one place.
+
+        Args:
+            energy_j: Energy per component key.
+            kind_of: Component key -> kind ("cpu", "gpu"...).
+            estimated: Keys of components whose method is ``estimated``.
+            duration_s: The run's span.
+            pue: Power usage effectiveness applied for facility energy.
+            co2e: The run's CO2e, if carbon was accounted.
+            device_hours: Hours per component kind.
+        """
+        it_j = sum(energy_j.values())
+        by_kind: dict[str, float] = {}
+        for key, value in energy_j.items():
+            by_kind[kind_of[key]] = by_kind.get(kind_of[key], 0.0) + value
+        return cls(
+            duration_s=duration_s,
+            it_energy_j=it_j,
+            it_energy_kwh=it_j / J_PER_KWH,
+            facility_energy_j=it_j * pue,
+            facility_energy_kwh=it_j * pue / J_PER_KWH,
+            energy_j=dict(energy_j),
+            energy_by_kind_j=by_kind,  # type: ignore[arg-type]
+            estimated_energy_j=sum(v for k, v in energy_j.items() if k in estimated),
+            pue=pue,
+            co2e=co2e,
+            device_hours=dict(device_hours),  # type: ignore[arg-type]
+            gpu_hours=device_hours.get("gpu", 0.0),
+        )
 
 
 class ReportWarning(_Model):
