@@ -302,13 +302,14 @@ def _plausible_max_w(zone: RaplZone, override: float | None) -> float:
 class _Live:
     """A zone being read: open descriptor plus its counter tracker."""
 
-    __slots__ = ("component", "fd", "tracker", "zone")
+    __slots__ = ("checked_t", "component", "fd", "tracker", "zone")
 
     def __init__(self, zone: RaplZone, fd: int, tracker: CounterTracker, component: str) -> None:
         self.zone = zone
         self.fd = fd
         self.tracker = tracker
         self.component = component
+        self.checked_t = 0.0  # last time a still counter was checked for removal
 
 
 @dataclass
@@ -535,12 +536,16 @@ class RaplSensor(Sensor):
             except ValueError:
                 continue  # empty or garbled content: keep the previous value
             tr = live.tracker
-            if raw == tr.last_raw and _unlinked(live.fd):
+            if raw == tr.last_raw and t - live.checked_t > STILL_CHECK_S:
                 # A counter that stopped moving may be a zone that was removed while open
-                # (the open file keeps its last content); notice it at once, not only at
-                # the next wrap-guard poll, which can be seconds away.
-                self._drop(live, "its energy_uj file was removed", t)
-                continue
+                # (the open file keeps its last content); notice it now, not only at the
+                # next wrap-guard poll, which can be seconds away. Counters move about
+                # every millisecond, so checking a still one at most every STILL_CHECK_S
+                # keeps the common boundary read free of the extra system call.
+                live.checked_t = t
+                if _unlinked(live.fd):
+                    self._drop(live, "its energy_uj file was removed", t)
+                    continue
             if tr.could_miss_wrap(t) and not self._late_warned:
                 self._late_warned = True
                 self.warn(
@@ -577,6 +582,10 @@ class RaplSensor(Sensor):
             "rapl.zone_lost",
             t,
         )
+
+
+#: How often, at most, a counter that has not moved is checked for a removed zone (s).
+STILL_CHECK_S = 0.02
 
 
 def _unlinked(fd: int) -> bool:
