@@ -178,14 +178,15 @@ def segment_summary(snapshot: MeterSnapshot, meter_id: str) -> dict[str, Any]:
 
 def fold_segments(
     snapshot: MeterSnapshot, segments: Sequence[Mapping[str, Any]]
-) -> tuple[MeterSnapshot, dict[str, Any]]:
+) -> tuple[MeterSnapshot, dict[str, Any], list[dict[str, Any]]]:
     """Add earlier segments (from :func:`segment_summary`) into ``snapshot``.
 
     Per phase path: energies (per component id this meter also measures), durations,
     entry counts and items are added; a path only the earlier segments have is added
     with its time spans, placed before this segment's start. The run totals gain the
-    earlier energies. Returns the new snapshot and the facts to record in the
-    report's ``extra`` (segment count, earlier energy and duration, anything left out).
+    earlier energies. Returns the new snapshot, the facts to record in the report's
+    ``extra`` (segment count, earlier energy and duration, anything left out) and the
+    earlier segments for the report's ``segments`` list.
     """
     known = {c.id for c in snapshot.components}
     anchor_utc, anchor_mono = snapshot.started_utc, snapshot.started_mono
@@ -205,8 +206,9 @@ def fold_segments(
     order: list[tuple[str, ...]] = []
     totals = dict(snapshot.energy_j)
     extra: dict[str, Any] = {"resume.segments": len(segments) + 1}
+    listed: list[dict[str, Any]] = []
     earlier_j = earlier_s = dropped_j = 0.0
-    for i, seg in enumerate(segments):
+    for seg in segments:
         seg_j = 0.0
         for cid, value in dict(seg.get("energy_j", {})).items():
             if cid in known:
@@ -216,10 +218,15 @@ def fold_segments(
                 dropped_j += float(value)
         earlier_j += seg_j
         earlier_s += float(seg.get("duration_s", 0.0))
-        extra[f"resume.segment_{i}.start_utc"] = seg.get("start_utc")
-        extra[f"resume.segment_{i}.end_utc"] = seg.get("end_utc")
-        extra[f"resume.segment_{i}.host"] = seg.get("host")
-        extra[f"resume.segment_{i}.it_energy_j"] = seg_j
+        listed.append(
+            {
+                "start_utc": seg.get("start_utc"),
+                "end_utc": seg.get("end_utc"),
+                "duration_s": float(seg.get("duration_s", 0.0)),
+                "host": seg.get("host"),
+                "it_energy_j": seg_j,
+            }
+        )
         for ph in seg.get("phases", []):
             path = tuple(str(p) for p in ph["path"])
             if path not in order:
@@ -254,10 +261,11 @@ def fold_segments(
         extra["resume.left_out_energy_j"] = dropped_j
     extra["resume.note"] = (
         "resumed from a checkpoint: phases and totals include the earlier segments' energy "
-        "up to their last checkpoint; start_utc and duration_s are this segment's"
+        "up to their last checkpoint (listed in the report's segments); start_utc and "
+        "duration_s are this segment's"
     )
     folded = replace(snapshot, phases=[records[p] for p in order], energy_j=totals)
-    return folded, extra
+    return folded, extra, listed
 
 
 # --------------------------------------------------------------------------------------
@@ -842,8 +850,9 @@ class GreenMeterCallbackCore:
         for stage, stage_status in self._stage_status.items():
             extra[f"lightning.{stage}.status"] = stage_status
         extra["lightning.sanity_check_in_fit"] = self.include_sanity_check_in_totals
+        earlier: list[dict[str, Any]] = []
         if self._previous and self._rank == 0:
-            snapshot, more = fold_segments(snapshot, self._previous)
+            snapshot, more, earlier = fold_segments(snapshot, self._previous)
             extra.update(more)
             if self._world_size > 1:
                 extra["resume.scope"] = "earlier segments carry global rank 0's measurements"
@@ -856,6 +865,8 @@ class GreenMeterCallbackCore:
         kwargs["run_id"] = self._run_id
         kwargs["model"] = list(self._models.values()) or None
         kwargs["extra"] = {**dict(kwargs.get("extra") or {}), **extra}
+        if earlier:
+            kwargs["segments"] = earlier
         if self._rank != 0:
             kwargs.setdefault("include_git", False)
             kwargs.setdefault("include_command", False)

@@ -475,6 +475,11 @@ def test_resume_from_checkpoint_continues_totals(tmp_path: Path) -> None:
     assert report.extra["resume.earlier_it_energy_j"] == pytest.approx(
         segment["energy_j"]["trace:cpu"]
     )
+    # the earlier segment is listed first-class, before this segment's start
+    (earlier_seg,) = report.segments
+    assert earlier_seg.it_energy_j == pytest.approx(segment["energy_j"]["trace:cpu"])
+    assert earlier_seg.duration_s == pytest.approx(segment["duration_s"])
+    assert earlier_seg.end_utc <= report.start_utc
     # totals: the earlier segment plus this one's span (at least its fit, at most until now)
     this_segment_j = report.totals.it_energy_j - segment["energy_j"]["trace:cpu"]
     assert recs2["fit"].total_energy_j - 1e-9 <= this_segment_j
@@ -534,7 +539,7 @@ def test_fold_segments_adds_earlier_phases_and_totals() -> None:
         phases=[PhaseRecord(("fit",), "fit", 1, 5.0, 9.0, 4.0, {"c": 20.0}, samples=3, steps=1,
                             intervals_mono=[(5.0, 9.0)])],
     )  # fmt: skip
-    folded, extra = fold_segments(now, [seg])
+    folded, extra, listed = fold_segments(now, [seg])
     by = {r.path: r for r in folded.phases}
     assert by[("fit",)].energy_j == {"c": 65.0}
     assert (by[("fit",)].samples, by[("fit",)].steps, by[("fit",)].count) == (13, 3, 2)
@@ -547,6 +552,9 @@ def test_fold_segments_adds_earlier_phases_and_totals() -> None:
     assert folded.energy_j == {"c": 70.0}
     assert extra["resume.segments"] == 2 and extra["resume.left_out_energy_j"] == 7.0
     assert extra["resume.earlier_it_energy_j"] == 50.0
+    (only,) = listed
+    assert only["it_energy_j"] == 50.0 and only["duration_s"] == seg["duration_s"]
+    assert only["start_utc"] == seg["start_utc"] and only["host"] == "h"
 
 
 def test_import_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

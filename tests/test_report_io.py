@@ -55,6 +55,15 @@ def _base_report() -> Report:
         command=["train.py"],
         model={"name": "m", "parameters_total": 10, "dtypes": {"float32": 10}},
         extra={"note": "fuzz"},
+        segments=[
+            {
+                "start_utc": "2020-01-01T00:00:00Z",
+                "end_utc": "2020-01-01T00:10:00Z",
+                "duration_s": 600.0,
+                "host": "node-a",
+                "it_energy_j": 1.0,
+            }
+        ],
     )
 
 
@@ -145,6 +154,18 @@ def _load_text(text: str | bytes) -> Report | None:
 
 # --------------------------------------------------------------------------------------
 # plain behaviour
+
+
+def test_segments_are_checked_against_the_totals() -> None:
+    data = json.loads(_base_report().to_json())
+    assert data["segments"][0]["it_energy_j"] == 1.0
+    data["segments"][0]["it_energy_j"] = data["totals"]["it_energy_j"] * 2
+    with pytest.raises(ReportError, match="segments"):
+        parse_report(json.dumps(data))
+    data = json.loads(_base_report().to_json())
+    data["segments"][0]["end_utc"] = "2019-01-01T00:00:00Z"
+    with pytest.raises(ReportError, match="before its start"):
+        parse_report(json.dumps(data))
 
 
 def test_save_and_load_round_trip(tmp_path) -> None:

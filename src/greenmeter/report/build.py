@@ -42,6 +42,7 @@ from greenmeter.report.models import (
     Report,
     ReportWarning,
     SampledComponent,
+    Segment,
     SoftwareInfo,
     Totals,
     UnavailableSource,
@@ -416,6 +417,7 @@ def build_report(
     run_id: str | None = None,
     cwd: str | None = None,
     host_info: Mapping[str, Any] | None = None,
+    segments: Sequence[Mapping[str, Any]] | None = None,
 ) -> Report:
     """Turn a meter snapshot into a validated :class:`Report`.
 
@@ -436,6 +438,8 @@ def build_report(
             new uuid4 (pass the same id to keep it across checkpoints).
         cwd: Directory whose git state is recorded (default: the current one).
         host_info: Host facts to use instead of probing this machine (``HostInfo`` fields).
+        segments: Earlier segments of a resumed run (:class:`Segment` fields), whose
+            energy the snapshot already includes.
 
     Raises:
         ReportError: ``status`` or ``model`` is invalid (measurement problems never
@@ -608,6 +612,7 @@ def build_report(
             phases=phases,
             totals=totals,
             power_timeline=[_timeline(curve, key_of, host, rank, start_mono)],
+            segments=[Segment.model_validate(dict(seg)) for seg in segments or ()],
             warnings=warn.items,
             extra=_extra(extra),
         )

@@ -335,6 +335,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
             phases=phases,
             totals=totals,
             power_timeline=_timelines(order, parts, offset),
+            segments=_segments_of(order),
             warnings=warnings,
             extra={k: v for r in reversed(order) for k, v in r.extra.items()},
         )
@@ -457,3 +458,12 @@ def _merge_phase(
         gpu_hours=hours.get("gpu", 0.0),
         attrs=attrs,
     )
+
+
+def _segments_of(reports: Sequence[Report]) -> list[Any]:
+    """Earlier segments of resumed runs, each once, oldest first."""
+    seen: dict[tuple[Any, ...], Any] = {}
+    for report in reports:
+        for seg in report.segments:
+            seen.setdefault((seg.start_utc, seg.host), seg)
+    return sorted(seen.values(), key=lambda seg: seg.start_utc)

@@ -535,6 +535,30 @@ class PowerSeries(_Model):
         return self
 
 
+class Segment(_Model):
+    """An earlier stretch of the same run, measured before a resume from a checkpoint.
+
+    A run restarted from a checkpoint (``GreenMeterCallback.load_state_dict``) keeps the
+    earlier segments' energy in its phases and totals; each earlier segment is listed
+    here so a reader sees the whole run's time span. The report's own ``start_utc`` and
+    ``duration_s`` are those of the current (last) segment.
+    """
+
+    start_utc: UtcDatetime
+    end_utc: UtcDatetime
+    duration_s: NonNegFloat
+    host: Name | None = None
+    it_energy_j: NonNegFloat = Field(
+        description="Energy of this segment counted into the report's totals (joules)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Segment:
+        if self.end_utc < self.start_utc:
+            raise ValueError("segment end_utc is before its start_utc")
+        return self
+
+
 class Report(_Model):
     """A complete energy and carbon report (schema version 1)."""
 
@@ -558,6 +582,11 @@ class Report(_Model):
     phases: list[Phase] = Field(default_factory=list)
     totals: Totals
     power_timeline: list[PowerSeries] = Field(default_factory=list)
+    segments: list[Segment] = Field(
+        default_factory=list,
+        description="Earlier segments of a run resumed from a checkpoint, oldest first "
+        "(empty for a run measured in one go).",
+    )
     warnings: list[ReportWarning] = Field(default_factory=list)
     extra: dict[str, ExtraValue] = Field(default_factory=dict)
 
@@ -565,6 +594,10 @@ class Report(_Model):
     def _check(self) -> Report:
         if self.end_utc < self.start_utc:
             raise ValueError("end_utc is before start_utc")
+        if self.segments and sum(s.it_energy_j for s in self.segments) > (
+            self.totals.it_energy_j * (1 + 1e-9) + 1e-9
+        ):
+            raise ValueError("earlier segments hold more energy than the report's totals")
         keys = [c.key for c in self.components]
         if len(set(keys)) != len(keys):
             raise ValueError("component keys are not unique")
