@@ -530,11 +530,13 @@ class RaplSensor(Sensor):
                 self._drop(live, f"reading {live.zone.energy_path} failed: {exc}", time.monotonic())
                 continue
             t = time.monotonic()
-            nl = data.find(b"\n")
             try:
-                raw = int(data[:nl] if nl >= 0 else data)
+                raw = int(data)  # "123456\n": int() ignores the surrounding whitespace
             except ValueError:
-                continue  # empty or garbled content: keep the previous value
+                try:  # a value caught mid-rewrite ("5\n3456\n"): its first line is whole
+                    raw = int(data[: data.find(b"\n")])
+                except ValueError:
+                    continue  # empty or garbled content: keep the previous value
             tr = live.tracker
             if raw == tr.last_raw and t - live.checked_t > STILL_CHECK_S:
                 # A counter that stopped moving may be a zone that was removed while open
