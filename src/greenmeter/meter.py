@@ -32,7 +32,6 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -454,20 +453,22 @@ class EnergyMeter:
             kind = name if name in PHASE_KINDS else "custom"
         elif kind not in PHASE_KINDS:
             raise ValueError(f"unknown phase kind {kind!r}; expected one of {list(PHASE_KINDS)}")
-        self._check_running()
+        if not self._started or (self._stopped and not self._inert):
+            self._check_running()  # raises the right error
         stack = self._stack()
         if isinstance(parent, tuple):
             if not all(isinstance(p, str) and p and "/" not in p for p in parent):
                 raise ValueError(f"parent path must be a tuple of phase names, got {parent!r}")
             parent_path: tuple[str, ...] = parent
         else:
-            if parent is None:
-                parent = next((h for h in reversed(stack) if not h._closed), None)
+            if parent is None and stack:
+                parent = stack[-1]  # exit() takes closed handles off the stack
             parent_path = parent.path if parent is not None else ()
         path = (*parent_path, name)
         if self._inert:
             return _InertHandle(self, path)
-        self._run_sync_hooks()
+        if self._sync_hooks:
+            self._run_sync_hooks()
         with self._lock:
             now = time.monotonic()  # inside the lock: boundaries are ordered in time
             state = self._phases.get(path)
@@ -500,7 +501,8 @@ class EnergyMeter:
         if self._inert or isinstance(handle, _InertHandle):
             return
         state = handle._state
-        self._run_sync_hooks()
+        if self._sync_hooks:
+            self._run_sync_hooks()
         with self._lock:
             now = time.monotonic()
             if self._stopped or state.active == 0:
@@ -511,7 +513,6 @@ class EnergyMeter:
         if self._listeners:
             self._notify("phase_exited", handle.path, now)
 
-    @contextmanager
     def phase(
         self,
         name: str,
@@ -520,19 +521,22 @@ class EnergyMeter:
         samples: int | None = None,
         tokens: int | None = None,
         steps: int | None = None,
-    ) -> Iterator[PhaseHandle]:
+    ) -> PhaseHandle:
         """Measure the enclosed block as phase ``name`` (a child of the enclosing phase).
 
-        ``samples``, ``tokens`` and ``steps`` attribute work done inside the block; more
-        can be added through the yielded handle's :meth:`PhaseHandle.add`.
+        Use it in a ``with`` statement: the phase opens when ``phase()`` is called and
+        closes when the block ends, however it ends. ``samples``, ``tokens`` and
+        ``steps`` attribute work done inside the block; more can be added through the
+        handle's :meth:`PhaseHandle.add`.
         """
         handle = self.enter(name, kind)
-        try:
-            if samples is not None or tokens is not None or steps is not None:
+        if samples is not None or tokens is not None or steps is not None:
+            try:
                 handle.add(samples=samples, tokens=tokens, steps=steps)
-            yield handle
-        finally:
-            self.exit(handle)
+            except BaseException:
+                self.exit(handle)
+                raise
+        return handle
 
     def measure(self, name: str | None = None, kind: str | None = None) -> Callable[[F], F]:
         """Decorator: every call of the function is one entry of phase ``name``.
