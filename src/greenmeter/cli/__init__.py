@@ -227,8 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="write an example report and its renderings",
-        description="Run a small self-contained example and write its report and renderings.",
+        help="train a teacher and a distilled student, measure both, write the reports",
+        description=(
+            "Train a small teacher and a distilled student with Lightning on synthetic data, "
+            "measure their inference, and write both reports, their comparison (Markdown, "
+            "LaTeX) and an HTML report."
+        ),
     )
     demo.add_argument(
         "--out",
