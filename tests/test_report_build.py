@@ -53,7 +53,7 @@ def approx(x: float) -> object:
 
 def test_run_level_fields() -> None:
     r = build(run_name="baseline", command=["train.py", "--api-key=abc", "--lr", "0.1"])
-    assert r.schema_version == "1"
+    assert r.schema_version == "2"
     assert len(r.run_id) == 32 and int(r.run_id, 16) >= 0
     assert r.run_name == "baseline"
     assert r.status == "complete"

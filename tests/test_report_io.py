@@ -203,7 +203,7 @@ def test_save_is_atomic_under_concurrent_readers(tmp_path) -> None:
 def test_unknown_version_lists_the_known_ones() -> None:
     doc = copy.deepcopy(BASE_DICT)
     doc["schema_version"] = "99"
-    with pytest.raises(ReportError, match=r"unknown schema_version '99'.*'1'"):
+    with pytest.raises(ReportError, match=r"unknown schema_version '99'.*'1', '2'"):
         parse_report(json.dumps(doc))
     del doc["schema_version"]
     with pytest.raises(ReportError, match="no schema_version"):
@@ -296,7 +296,7 @@ def test_validate_files_reports_each(tmp_path) -> None:
     bad.write_text('{"schema_version": "1"}')
     out = validate_files([good, bad, tmp_path / "none.json"])
     assert [ok for _, ok, _ in out] == [True, False, False]
-    assert "valid schema 1 report" in out[0][2] and BASE.run_id in out[0][2]
+    assert "valid schema 2 report" in out[0][2] and BASE.run_id in out[0][2]
     assert "run_id: required field is missing" in out[1][2]
 
 
@@ -403,7 +403,7 @@ def _bytes_and_versions(blob: bytes, version: Any) -> None:
     assert _load_text(blob) is None
     doc = copy.deepcopy(BASE_DICT)
     doc["schema_version"] = version
-    if version != "1":
+    if version not in ("1", "2"):
         assert _load_text(json.dumps(doc)) is None
 
 

@@ -27,7 +27,7 @@ def test_committed_schema_has_not_drifted() -> None:
 def test_schema_is_strict_and_versioned() -> None:
     schema = json_schema()
     assert schema["$schema"].endswith("2020-12/schema")
-    assert schema["properties"]["schema_version"]["const"] == "1"
+    assert schema["properties"]["schema_version"]["const"] == "2"
     assert schema["additionalProperties"] is False
     for name, sub in schema["$defs"].items():
         if sub.get("type") == "object" and "properties" in sub:

@@ -212,10 +212,9 @@ def _quiet() -> None:
 
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from greenmeter.files import write_file
+
+    return write_file(path, text)
 
 
 def run_demo(out_dir: str | os.PathLike[str] | None = None, *, quick: bool = False) -> DemoResult:

@@ -555,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.output} is up to date")
         return 0
-    args.output.write_text(text, encoding="utf-8")
+    from greenmeter.files import write_file
+
+    write_file(args.output, text)
     print(f"wrote {args.output} ({len(text)} bytes)")
     return 0
 

@@ -100,10 +100,12 @@ def _emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    from greenmeter.files import write_file
+
     try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot write {output!r}: {exc.strerror or exc}") from None
+        write_file(output, text)
+    except OSError as exc:  # an OutputError: its message names the path and the fix
+        raise CliError(str(exc)) from None
 
 
 # -- run ---------------------------------------------------------------------------------

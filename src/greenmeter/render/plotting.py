@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
+from greenmeter.files import write_file
 from greenmeter.render.svg import panels, phase_colors, report_svg
 from greenmeter.report.models import Report
 
@@ -17,9 +19,7 @@ class PlotError(ValueError):
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_file(path, data)
 
 
 def _png(report: Report, path: Path) -> None:
@@ -62,13 +62,12 @@ def _png(report: Report, path: Path) -> None:
         handles = [Patch(color=c, alpha=0.35, label=p.path_str) for p, c in shading]
         fig.legend(handles=handles, loc="upper center", ncol=min(4, len(handles)), fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93 if shading else 1))
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix.lower()}")
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        fig.savefig(buffer, dpi=120, format=path.suffix.lower().lstrip("."))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    _write(path, buffer.getvalue())
 
 
 def plot(report: Report, path: str | os.PathLike[str]) -> Path:

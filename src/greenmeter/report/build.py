@@ -144,6 +144,25 @@ def exclusive_energy(
     return None
 
 
+def _tags(tags: Mapping[str, Any] | None, warn: _Warnings) -> dict[str, str]:
+    """Valid tags; a malformed one is left out with a warning, never failing the report."""
+    from greenmeter.report.tags import MAX_TAGS, TagError, check_tags
+
+    try:
+        return check_tags(tags)
+    except TagError as exc:
+        warn.add("report.tags_invalid", f"tags were left out of the report: {exc}")
+    out: dict[str, str] = {}
+    for key, value in dict(tags or {}).items():
+        try:
+            out.update(check_tags({key: value}))
+        except TagError:
+            continue
+        if len(out) >= MAX_TAGS:
+            break
+    return out
+
+
 def normalize_models(model: Any) -> list[ModelInfo]:
     """``model`` (a ModelInfo, a dict, or a list of them, or None) as a list of ModelInfo.
 
@@ -418,6 +437,7 @@ def build_report(
     cwd: str | None = None,
     host_info: Mapping[str, Any] | None = None,
     segments: Sequence[Mapping[str, Any]] | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> Report:
     """Turn a meter snapshot into a validated :class:`Report`.
 
@@ -440,6 +460,8 @@ def build_report(
         host_info: Host facts to use instead of probing this machine (``HostInfo`` fields).
         segments: Earlier segments of a resumed run (:class:`Segment` fields), whose
             energy the snapshot already includes.
+        tags: Labels of the run (:mod:`greenmeter.report.tags`); malformed ones are left
+            out with a warning.
 
     Raises:
         ReportError: ``status`` or ``model`` is invalid (measurement problems never
@@ -595,6 +617,7 @@ def build_report(
         return Report(
             run_id=run_id,
             run_name=run_name,
+            tags=_tags(tags, warn),
             status=status,  # type: ignore[arg-type]
             start_utc=start_utc,
             end_utc=end_utc,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from greenmeter.files import write_file
 from greenmeter.report.errors import ReportError, format_validation_error
 from greenmeter.report.models import SCHEMA_VERSION, Report
 
@@ -35,6 +35,11 @@ MAX_REPORT_BYTES = 64 * 1024 * 1024
 #: Known schema versions and the model that validates each.
 SCHEMA_VERSIONS: dict[str, type[BaseModel]] = {SCHEMA_VERSION: Report}
 
+#: Older versions whose files load as the current one after a change of their JSON.
+#: Version 2 only added fields with defaults (``tags``), so a version 1 file needs only
+#: its version renamed.
+UPGRADES: dict[str, str] = {"1": SCHEMA_VERSION}
+
 
 def register_schema(version: str, model: type[BaseModel]) -> None:
     """Make files with ``schema_version == version`` load as ``model``."""
@@ -46,7 +51,7 @@ def _no_constants(token: str) -> Any:
 
 
 def _known() -> str:
-    return ", ".join(repr(v) for v in sorted(SCHEMA_VERSIONS))
+    return ", ".join(repr(v) for v in sorted({*SCHEMA_VERSIONS, *UPGRADES}))
 
 
 def parse_report(data: bytes | str, *, source: str | None = None) -> Report:
@@ -81,6 +86,9 @@ def parse_report(data: bytes | str, *, source: str | None = None) -> Report:
             f"no schema_version field; is this a greenmeter report? (known versions: {_known()})",
             path=source,
         )
+    if isinstance(version, str) and version in UPGRADES and version not in SCHEMA_VERSIONS:
+        head["schema_version"] = version = UPGRADES[version]
+        data = json.dumps(head).encode("utf-8")
     model = SCHEMA_VERSIONS.get(version) if isinstance(version, str) else None
     if model is None:
         raise ReportError(
@@ -137,36 +145,14 @@ def load_report(path: str | Path, *, max_bytes: int | None = None) -> Report:
 def save_report(report: BaseModel, path: str | Path) -> Path:
     """Write ``report`` as JSON, atomically: a reader sees the old file or the new one.
 
-    Writes a temporary file in the same directory, flushes it to disk, then renames it
-    over ``path`` (``os.replace``). Returns the path written.
+    Uses :func:`greenmeter.files.write_file`: a temporary file in the same directory,
+    flushed to disk and renamed over ``path``; a symbolic link's target is written and a
+    device or FIFO is written through, never replaced. Returns the path written.
+
+    Raises:
+        greenmeter.files.OutputError: the file cannot be written (an ``OSError``).
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = report.model_dump_json(indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:
-        return target
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return target
+    return write_file(path, report.model_dump_json(indent=2) + "\n")
 
 
 def validate_files(paths: Iterable[str | Path]) -> list[tuple[str, bool, str]]:

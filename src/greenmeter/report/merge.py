@@ -58,10 +58,20 @@ from greenmeter.report.models import (
     Report,
     Totals,
 )
+from greenmeter.report.tags import MAX_TAGS
 
 __all__ = ["merge_reports"]
 
 _STATUS_ORDER = ("complete", "running", "interrupted", "failed")
+
+
+def _merged_tags(reports: Sequence[Report]) -> dict[str, str]:
+    """Every tag of the merged reports; where two disagree, the earliest report's value."""
+    out: dict[str, str] = {}
+    for report in reports:
+        for key, value in report.tags.items():
+            out.setdefault(key, value)
+    return dict(list(out.items())[:MAX_TAGS])
 
 
 def _union(intervals: Iterable[tuple[float, float]]) -> tuple[list[tuple[float, float]], float]:
@@ -304,6 +314,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         return Report(
             run_id=run_id,
             run_name=next((r.run_name for r in order if r.run_name), None),
+            tags=_merged_tags(order),
             status=status,
             start_utc=start,
             end_utc=max(end, start),

@@ -1,4 +1,4 @@
-"""The report schema (version 1): pydantic models, the single source of truth.
+"""The report schema (version 2): pydantic models, the single source of truth.
 
 Every output (Markdown, LaTeX, HTML, CSV, plots, model-card metadata) is rendered from a
 :class:`Report`; nothing downstream reads the meter or the sensors.
@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
+from greenmeter.report.tags import MAX_TAG_VALUE, MAX_TAGS
 
 __all__ = [
     "CONFIDENCE_LEVELS",
@@ -58,13 +59,17 @@ __all__ = [
     "component_key",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 #: Joules in one kilowatt-hour.
 J_PER_KWH = 3_600_000.0
 #: Bounds that keep a report's size fixed however long the run.
 MAX_TIMELINE_POINTS = 4096
 MAX_PHASE_INTERVALS = 1024
 MAX_LATENCY_SAMPLES = 4096
+#: Deepest phase nesting a report holds (a phase path has at most this many names).
+MAX_PHASE_DEPTH = 32
+#: Most distinct phase paths a report holds.
+MAX_PHASES = 10_000
 
 _REL_TOL = 1e-6
 _ABS_TOL = 1e-6
@@ -80,6 +85,9 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1, max_length=512)]
+#: A tag name: a letter or underscore, then letters, digits, ``_``, ``.`` or ``-``.
+TagKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
+TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
 
 Status = Literal["complete", "interrupted", "failed", "running"]
 MethodName = Literal["counter", "sampled", "estimated"]
@@ -560,11 +568,20 @@ class Segment(_Model):
 
 
 class Report(_Model):
-    """A complete energy and carbon report (schema version 1)."""
+    """A complete energy and carbon report (schema version 2).
 
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    Version 2 added ``tags``; version 1 files load as version 2 with no tags.
+    """
+
+    schema_version: Literal["2"] = SCHEMA_VERSION
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     run_name: str | None = None
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        max_length=MAX_TAGS,
+        description="User labels of the run (project, experiment, model, seed, final...), "
+        "used to group runs in a footprint.",
+    )
     status: Status
     start_utc: UtcDatetime
     end_utc: UtcDatetime

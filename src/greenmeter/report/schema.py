@@ -38,9 +38,9 @@ def schema_text() -> str:
 def write_schema(path: str | Path | None = None) -> Path:
     """Write the schema to ``path`` (default: ``docs/schema/report.schema.json``)."""
     target = Path(path) if path is not None else SCHEMA_PATH
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(schema_text(), encoding="utf-8")
-    return target
+    from greenmeter.files import write_file
+
+    return write_file(target, schema_text())
 
 
 if __name__ == "__main__":

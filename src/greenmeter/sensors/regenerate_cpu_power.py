@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     doc = convert(source, version)
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(_dump(doc), encoding="utf-8")
-    os.replace(tmp, args.output)
+    from greenmeter.files import write_file
+
+    write_file(args.output, _dump(doc))
     print(f"wrote {len(doc['rows'])} CPU models from {source} to {args.output}")
     return 0
 

@@ -393,10 +393,9 @@ class FakeNvml:
 
     def write_config(self) -> Path:
         """(Re)write the config file atomically; a later ``nvmlInit`` reads it."""
-        tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(self.config_text())
-        os.replace(tmp, self.config_path)
-        return self.config_path
+        from greenmeter.files import write_file
+
+        return write_file(self.config_path, self.config_text())
 
     def env(self) -> dict[str, str]:
         """Environment variables that make a *child* process load this fake library.
