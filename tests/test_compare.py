@@ -52,7 +52,7 @@ def test_markdown_shows_values_and_changes(pair: list[Report]) -> None:
     train = Truth(SCALE).phase_energy_j(("fit", "train"))
     assert f"| student | {sig(train)} (-62.3%) |" in md
     assert "100,000 (-90.0%)" in md
-    assert "50%\\_&$\\#{}" in md  # the hostile phase and run names are escaped
+    assert "50%\\_&amp;\\$\\#\\{\\}" in md  # the hostile phase and run names are escaped
     assert "Changes in parentheses are against teacher" in md
 
 
@@ -119,3 +119,52 @@ def test_same_labels_are_numbered_and_bad_formats_rejected(pair: list[Report]) -
     assert "student (\\#1)" in md and "student (\\#2)" in md
     with pytest.raises(RenderError, match="md, latex, html, csv, json"):
         compare(pair, "hf-card")
+
+
+def _windows(report: Report) -> Report:
+    """``report`` with its ``inference/bs-*`` phases marked as ``measure_inference`` marks
+    the windows it runs for a set time (a ``repeats`` attribute)."""
+    data = report.model_dump(mode="json")
+    for phase in data["phases"]:
+        if phase["name"] == "inference":
+            for child in phase["children"]:
+                child["attrs"] = {"batch_size": child["name"][3:], "repeats": "100"}
+    return Report.model_validate(data)
+
+
+def test_fixed_time_windows_are_compared_per_item_not_by_total() -> None:
+    pair = [_windows(teacher()), _windows(student())]
+    rows = {(r.phase, r.run): r for r in compare_rows(pair)}
+    for path in ("inference/bs-1", "inference/bs-64"):
+        base, other = rows[(path, pair[0].run_name)], rows[(path, "student")]
+        assert base.values["energy_j"] is None and other.values["co2e_g"] is None
+        assert other.changes_pct["energy_j"] is None
+        samples = PHASES[tuple(path.split("/"))][2]
+        truth = Truth(SCALE).phase_energy_j(tuple(path.split("/"))) / samples
+        assert other.values["energy_per_sample_j"] == pytest.approx(truth)
+        assert other.changes_pct["energy_per_sample_j"] == pytest.approx((SCALE - 1) * 100)
+        assert other.values["latency_p50_s"] is not None
+    assert not any(phase == "inference" for phase, _ in rows)  # a group of windows only
+    assert rows[("fit/train", "student")].values["energy_j"] is not None  # not a window
+    md = compare(pair, "md")
+    bs1 = next(line for line in md.splitlines() if line.startswith("| inference/bs-1 |"))
+    assert bs1.split("|")[3].strip() == "-"  # no total energy
+    assert sig(Truth(1.0).phase_energy_j(("inference", "bs-1"))) not in bs1
+    assert "compared per sample" in md
+    assert "compared per sample" in compare(pair, "latex")
+    csv_rows = list(csv.DictReader(io.StringIO(compare(pair, "csv"))))
+    assert {r["energy_j"] for r in csv_rows if r["phase"].startswith("inference/")} == {""}
+    plain = compare([teacher(), student()], "md")  # without the attribute: totals shown
+    assert "compared per sample" not in plain and "| inference |" in plain
+
+
+def test_a_slash_in_a_phase_name_is_matched_by_path() -> None:
+    """``a/b`` as one name is not the phase ``b`` under ``a``."""
+    data = teacher().model_dump(mode="json")
+    data["phases"][-1]["name"] = "a/b"
+    data["phases"][-1]["path"] = ["a/b"]
+    report = Report.model_validate(data)
+    rows = {(r.phase, r.run): r for r in compare_rows([report, report])}
+    hostile = rows[("a/b", report.run_name + " (#2)")]
+    assert hostile.values["energy_j"] == pytest.approx(Truth(1.0).phase_energy_j((HOSTILE,)))
+    assert hostile.changes_pct["energy_j"] == 0.0

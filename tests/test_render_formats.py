@@ -117,9 +117,9 @@ def test_markdown_states_methods_sources_and_years(t_report: Report, s_report: R
 
 def test_markdown_escapes_report_strings(t_report: Report) -> None:
     md = render(t_report, "md")
-    assert "50%\\_&$\\#{}" in md
+    assert "50%\\_&amp;\\$\\#\\{\\}" in md
     assert HOSTILE_HTML not in md
-    assert "\\<img src=x onerror=alert(1)\\>" in md
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md
 
 
 # -- LaTeX ---------------------------------------------------------------------------
@@ -195,6 +195,20 @@ def test_latex_compiles_with_pdflatex(t_report: Report, s_report: Report, tmp_pa
             assert text in bbl
 
 
+def test_latex_titles_name_the_run_or_nothing() -> None:
+    """No ``#1 run 27c1340c``: the run's name, the model's, or no name at all."""
+    unnamed = make_report(run_name=None, model_name=None, run_id="27c1340c" + "0" * 24)
+    tex = render(unnamed, "latex")
+    assert "\\section*{Energy and carbon}" in tex
+    assert "\\caption{Energy per phase. Energy is IT energy" in tex
+    assert "27c1340c" not in tex.split("\\label{", 1)[0] and "\\#1" not in tex
+    named = render([teacher(), student()], "latex")
+    assert "\\section*{Energy and carbon: teacher 50\\%" in named
+    assert "\\section*{Energy and carbon: student}" in named
+    model_only = make_report(run_name=None, model_name="ResNet-50")
+    assert "\\section*{Energy and carbon: ResNet-50}" in render(model_only, "latex")
+
+
 # -- HTML (content; the browser test opens it) --------------------------------------
 
 
@@ -210,6 +224,30 @@ def test_html_is_self_contained_and_escaped(t_report: Report) -> None:
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="gm-plot"') == 3
     assert f">{sig(TRUTH.phase_energy_j(TRAIN))}<" in page
     assert "Our World in Data" in page and "Methods" in page and "Warnings" in page
+
+
+def _estimated(report: Report, share: float) -> Report:
+    totals = report.totals.model_copy(
+        update={"estimated_energy_j": report.totals.it_energy_j * share}
+    )
+    return report.model_copy(update={"totals": totals})
+
+
+def test_html_banner_says_all_when_all_the_energy_is_estimated(t_report: Report) -> None:
+    banner = re.compile(r"<strong>Estimates:</strong> (\w+) of the energy comes from a model")
+    assert banner.findall(render(_estimated(t_report, 1.0), "html")) == ["all"]
+    assert banner.findall(render(_estimated(t_report, 0.4), "html")) == ["part"]
+    assert banner.findall(render(t_report, "html")) == []
+
+
+def test_sources_not_used_are_for_doctor_not_for_reports(t_report: Report) -> None:
+    assert t_report.unavailable  # the fixture has one: pyRAPL not installed
+    for fmt in ("md", "html"):
+        text = render(t_report, fmt)
+        assert "Sources not used" not in text, fmt
+        assert "pip install pyRAPL" not in text and "pyRAPL is not installed" not in text
+    md = render(_estimated(t_report, 1.0), "md")
+    assert "100% of the energy is a model estimate (greenmeter doctor" in md
 
 
 # -- CSV and JSON --------------------------------------------------------------------

@@ -11,7 +11,9 @@ Formats (:data:`FORMATS`): ``md`` (Markdown), ``latex`` (a compilable document w
 booktabs table, a methods paragraph and BibTeX entries), ``html`` (a self-contained
 page with inline SVG plots), ``csv`` (one row per phase), ``json`` (the report itself),
 ``hf-card`` (Hugging Face ``co2_eq_emissions`` metadata) and ``codecarbon-csv``
-(CodeCarbon's ``emissions.csv`` columns). Renderers read only the report.
+(CodeCarbon's ``emissions.csv`` columns); ``markdown`` is another name for ``md``.
+Renderers read only the report and escape every string in it
+(:mod:`greenmeter.render.escape`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPARE_FORMATS",
     "FORMATS",
+    "FORMAT_ALIASES",
     "PlotError",
     "RenderError",
+    "check_plot_path",
     "compare",
     "plot",
     "render",
@@ -38,6 +42,8 @@ __all__ = [
 FORMATS: tuple[str, ...] = ("md", "latex", "html", "csv", "json", "hf-card", "codecarbon-csv")
 #: Formats :func:`compare` accepts.
 COMPARE_FORMATS: tuple[str, ...] = ("md", "latex", "html", "csv", "json")
+#: Other names of formats: alias -> format.
+FORMAT_ALIASES: dict[str, str] = {"markdown": "md"}
 
 
 class RenderError(ValueError):
@@ -75,6 +81,7 @@ def render(report_or_reports: Report | Sequence[Report], fmt: str) -> str:
         RenderError: unknown format, or no report.
     """
     reports = _as_list(report_or_reports)
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
     if fmt == "md":
         from greenmeter.render.markdown import markdown
 
@@ -116,26 +123,46 @@ def compare(reports: Sequence[Report], fmt: str = "md") -> str:
     Raises:
         RenderError: unknown format, or no report.
     """
-    from greenmeter.render.comparison import compare as _compare
-
     items = _as_list(reports)
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
     if fmt not in COMPARE_FORMATS:
         raise RenderError(
             f"unknown comparison format {fmt!r}; use one of {', '.join(COMPARE_FORMATS)}"
         )
+    if fmt == "html":
+        from greenmeter.render.html import html_page
+
+        return html_page(items, comparison_only=True)
+    from greenmeter.render.comparison import compare as _compare
+
     return _compare(items, fmt)
 
 
 def plot(report: Report, path: str | os.PathLike[str]) -> Path:
-    """Plot power over time per component with phases shaded, to ``.svg`` or ``.png``.
+    """Plot power over time per component with phases shaded; the suffix sets the format.
+
+    ``.svg`` is built in; every other format matplotlib writes (``.png``, ``.pdf``,
+    ``.jpg``, ...) needs it (``pip install "greenmeter[plot]"``).
 
     Raises:
-        PlotError: unknown suffix, or matplotlib missing for PNG/PDF (the message
-            names ``pip install "greenmeter[plot]"``); a ``ValueError``.
+        PlotError: an unknown suffix, or matplotlib missing or failing (the message
+            names the path and the fix); a ``ValueError``.
+        OSError: the file cannot be written.
     """
     from greenmeter.render.plotting import plot as _plot
 
     return _plot(report, path)
+
+
+def check_plot_path(path: str | os.PathLike[str]) -> str:
+    """The format :func:`plot` writes to ``path`` in (its suffix), checked before plotting.
+
+    Raises:
+        PlotError: an unknown suffix, or matplotlib missing for a format other than SVG.
+    """
+    from greenmeter.render.plotting import check_plot_path as _check
+
+    return _check(path)
 
 
 def __getattr__(name: str) -> object:

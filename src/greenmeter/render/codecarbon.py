@@ -5,17 +5,18 @@ The columns and units are those of CodeCarbon's ``EmissionsData`` (codecarbon 3.
 CodeCarbon files read these: durations in seconds, ``emissions`` in kg CO2e,
 ``emissions_rate`` in kg/s, powers in W, energies in kWh, ``ram_total_size`` in GB.
 As in CodeCarbon, powers and energies include the PUE (facility figures). Figures
-greenmeter does not have (utilisation, coordinates, water) are left empty or 0.
+greenmeter does not have (utilisation, coordinates, water) are left empty or 0. Every
+cell goes through :func:`~greenmeter.render.escape.csv_cell` (no formula runs on open).
+Lines end with CRLF (RFC 4180), which CSV readers, pandas included, take as they come.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import platform
 import uuid
 from collections.abc import Sequence
 
+from greenmeter.render.escape import csv_table
 from greenmeter.report.models import J_PER_KWH, Report
 
 __all__ = ["CODECARBON_COLUMNS", "codecarbon_csv", "codecarbon_row"]
@@ -159,9 +160,5 @@ def codecarbon_row(report: Report) -> dict[str, str]:
 
 def codecarbon_csv(reports: Sequence[Report]) -> str:
     """Header and one row per report, CodeCarbon's columns and units."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CODECARBON_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for report in reports:
-        writer.writerow(codecarbon_row(report))
-    return buf.getvalue()
+    rows = [codecarbon_row(report) for report in reports]
+    return csv_table(CODECARBON_COLUMNS, ([row[c] for c in CODECARBON_COLUMNS] for row in rows))

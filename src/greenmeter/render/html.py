@@ -2,25 +2,26 @@
 
 Summary, power-over-time plot per component with the phases shaded (inline SVG from
 :mod:`greenmeter.render.svg`), the per-phase table, the methods paragraph with its
-sources, warnings and the sources that were not used. A Content-Security-Policy
-forbids every fetch, so opening the file never touches the network. All text from a
-report is HTML-escaped.
+sources and the warnings; for several reports, the comparison table first. A
+Content-Security-Policy forbids every fetch, so opening the file never touches the
+network. All text from a report is escaped (:func:`~greenmeter.render.escape.escape_html`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
 
+from greenmeter.render.comparison import METRICS, cell_text, compare_rows, groups, window_note
+from greenmeter.render.escape import escape_html, html_number
 from greenmeter.render.methods import Cite, Sentence, methods
-from greenmeter.render.numbers import EXPONENT, sig
+from greenmeter.render.numbers import sig
 from greenmeter.render.sources import cited_sources
 from greenmeter.render.summary import facts
 from greenmeter.render.svg import legend_only_svg, panels, phase_colors, report_svg
-from greenmeter.render.table import phase_rows, report_label
+from greenmeter.render.table import phase_rows, report_label, run_labels
 from greenmeter.report.models import Report
 
-__all__ = ["html_number", "html_page", "html_section"]
+__all__ = ["compare_html_table", "html_number", "html_page", "html_section"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1d1f;
@@ -47,21 +48,6 @@ footer{margin-top:2.5em;color:#777;font-size:.82rem}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
-def html_number(text: str) -> str:
-    """A number from :func:`~greenmeter.render.numbers.sig` as HTML (powers of ten)."""
-    if not text:
-        return "&ndash;"
-    found = EXPONENT.match(text)
-    if found:
-        mantissa, sign, exp = found.groups()
-        return f"{_e(mantissa)}&times;10<sup>{'-' if sign == '-' else ''}{_e(exp)}</sup>"
-    return _e(text)
-
-
 def _sentence(sentence: Sentence, numbers: dict[str, int]) -> str:
     out = []
     pending: list[str] = []
@@ -74,7 +60,7 @@ def _sentence(sentence: Sentence, numbers: dict[str, int]) -> str:
         if pending:
             out.append(" [" + ", ".join(pending) + "]")
             pending = []
-        out.append(_e(part))
+        out.append(escape_html(part))
     return "".join(out)
 
 
@@ -83,7 +69,7 @@ def _table(report: Report) -> str:
             "Mean power (W)", "J/sample", "Samples/s", "Latency p50 (ms)", "CO2e (g)",
             "Confidence")  # fmt: skip
     out = ['<table class="gm-phases">', "<thead><tr>"]
-    out += [f"<th>{_e(h)}</th>" for h in head]
+    out += [f"<th>{escape_html(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
     for row in phase_rows(report):
         cls = ' class="gm-total"' if row.is_total else ""
@@ -91,11 +77,11 @@ def _table(report: Report) -> str:
         p50 = row.latency_p50_s * 1000 if row.latency_p50_s is not None else None
         numbers = (row.duration_s, row.energy_j, row.energy_kwh, row.mean_power_w,
                    row.energy_per_sample_j, row.samples_per_s, p50, row.co2e_g)  # fmt: skip
-        out.append(f"<tr{cls}><td{indent}>{_e(row.path)}</td>")
-        out.append(f"<td>{_e(row.kind if not row.is_total else '')}</td>")
+        out.append(f"<tr{cls}><td{indent}>{escape_html(row.path)}</td>")
+        out.append(f"<td>{escape_html(row.kind if not row.is_total else '')}</td>")
         out.append(f'<td class="n">{row.count if not row.is_total else ""}</td>')
         out += [f'<td class="n">{html_number(sig(v))}</td>' for v in numbers]
-        out.append(f"<td>{_e(row.confidence)}</td></tr>")
+        out.append(f"<td>{escape_html(row.confidence)}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
@@ -106,7 +92,7 @@ def _plots(report: Report) -> str:
     shaded = ", ".join(p.path_str for p, _ in phase_colors(report))
     note = (
         '<p class="gm-note">Mean power between timeline points, per component; '
-        f"shaded: {_e(shaded) or 'no phases'}.</p>"
+        f"shaded: {escape_html(shaded) or 'no phases'}.</p>"
     )
     svgs = [legend_only_svg(report)]
     svgs += [
@@ -116,28 +102,39 @@ def _plots(report: Report) -> str:
     return note + '\n<div class="gm-plots">\n' + "\n".join(svgs) + "\n</div>"
 
 
+def _estimate_banner(report: Report) -> str:
+    """The banner for estimated energy: "all" when all of it is, "part" when part."""
+    t = report.totals
+    if t.estimated_energy_j <= 0:
+        return ""
+    share = "all" if t.estimated_energy_j >= t.it_energy_j * (1 - 1e-9) else "part"
+    return (
+        f'<p class="gm-warn"><strong>Estimates:</strong> {share} of the energy comes from a '
+        "model, not from a hardware counter (see Methods; <code>greenmeter doctor</code> on "
+        "the machine shows how to read its counters).</p>"
+    )
+
+
 def html_section(report: Report, *, level: int = 1, index: int | None = None) -> str:
     """One report as an HTML ``section`` (headings start at ``<h{level}>``)."""
     h1, h2 = f"h{level}", f"h{level + 1}"
     sources = cited_sources(report)
     numbers = {s.key: n for n, s in enumerate(sources, 1)}
     out = [
-        f'<section class="gm-report" id="run-{_e(report.run_id)}">',
-        f"<{h1}>Energy report: {_e(report_label(report, index))}</{h1}>",
+        f'<section class="gm-report" id="run-{escape_html(report.run_id)}">',
+        f"<{h1}>Energy report: {escape_html(report_label(report, index))}</{h1}>",
     ]
     if report.carbon is not None and report.carbon.intensity.is_fallback:
         out.append(
             '<p class="gm-fallback"><strong>No grid location was given:</strong> CO2e uses '
             "a world-average intensity. Set a location for a meaningful figure.</p>"
         )
-    if report.totals.estimated_energy_j > 0:
-        out.append(
-            '<p class="gm-warn"><strong>Estimates:</strong> part of the energy comes from a '
-            "model, not from a hardware counter (see Methods and Sources not used).</p>"
-        )
+    estimate = _estimate_banner(report)
+    if estimate:
+        out.append(estimate)
     out.append('<dl class="gm-summary">')
     for label, value in facts(report):
-        out.append(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>")
+        out.append(f"<dt>{escape_html(label)}</dt><dd>{escape_html(value)}</dd>")
     out.append("</dl>")
     out += [f"<{h2}>Power over time</{h2}>", _plots(report)]
     out += [f"<{h2}>Phases</{h2}>", '<div class="gm-scroll">' + _table(report) + "</div>"]
@@ -152,30 +149,46 @@ def html_section(report: Report, *, level: int = 1, index: int | None = None) ->
         "<ol>",
     ]
     out += [
-        f'<li id="src-{n}">{_e(s.label)}: <code>{_e(s.url)}</code></li>'
+        f'<li id="src-{n}">{escape_html(s.label)}: <code>{escape_html(s.url)}</code></li>'
         for n, s in enumerate(sources, 1)
     ]
     out.append("</ol>")
     if report.warnings:
         out.append(f"<{h2}>Warnings</{h2}>")
         for w in report.warnings:
-            where = f" ({_e(w.component)})" if w.component else ""
-            out.append(f'<p class="gm-warn"><code>{_e(w.code)}</code>{where}: {_e(w.message)}</p>')
-    if report.unavailable:
-        out.append(f"<{h2}>Sources not used</{h2}>")
-        out.append("<ul>")
-        for u in report.unavailable:
-            fix = f" <strong>Fix:</strong> <code>{_e(u.fix)}</code>" if u.fix else ""
-            out.append(f"<li>{_e(u.sensor)} ({_e(u.kind)}): {_e(u.reason)}.{fix}</li>")
-        out.append("</ul>")
+            where = f" ({escape_html(w.component)})" if w.component else ""
+            code, message = escape_html(w.code), escape_html(w.message)
+            out.append(f'<p class="gm-warn"><code>{code}</code>{where}: {message}</p>')
     out.append("</section>")
+    return "\n".join(out)
+
+
+def compare_html_table(reports: Sequence[Report]) -> str:
+    """The comparison as an HTML table (no surrounding page)."""
+    rows = compare_rows(reports)
+    head = ["Phase", "Run", *[m.title for m in METRICS]]
+    out = ['<table class="gm-compare">', "<thead><tr>"]
+    out += [f"<th>{escape_html(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for row, first in groups(rows, len(reports)):
+        cls = ' class="gm-group"' if first else ""
+        out.append(f"<tr{cls}><td>{escape_html(row.phase) if first else ''}</td>")
+        out.append(f"<td>{escape_html(row.run)}</td>")
+        for m in METRICS:
+            text = cell_text(row, m, first, html_number)
+            change = row.changes_pct[m.name]
+            klass = ""
+            if change is not None and not first and abs(change) >= 0.05:
+                better = (change > 0) == m.higher_is_better
+                klass = ' class="gm-better"' if better else ' class="gm-worse"'
+            out.append(f'<td{klass} style="text-align:right">{text or "&ndash;"}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
     return "\n".join(out)
 
 
 def html_page(reports: Sequence[Report], *, comparison_only: bool = False) -> str:
     """A complete HTML page: one report, or a comparison followed by each report."""
-    from greenmeter.render.comparison import compare_html_table, run_labels
-
     reports = list(reports)
     if len(reports) == 1 and not comparison_only:
         title = f"Energy report: {report_label(reports[0])}"
@@ -184,10 +197,10 @@ def html_page(reports: Sequence[Report], *, comparison_only: bool = False) -> st
         labels = run_labels(reports)
         title = "Energy comparison: " + " vs ".join(labels)
         body_parts = [
-            f"<h1>{_e(title)}</h1>",
-            f'<p class="gm-note">Per phase; changes in parentheses are against '
-            f"{_e(labels[0])}. Green: better than the first run (less energy, time, size or "
-            "CO2e; more throughput); red: worse.</p>",
+            f"<h1>{escape_html(title)}</h1>",
+            '<p class="gm-note">Per phase; changes in parentheses are against '
+            f"{escape_html(labels[0])}. Green: better than the first run (less energy, time, "
+            f"size or CO2e; more throughput); red: worse.{escape_html(window_note(reports))}</p>",
             '<div class="gm-scroll">' + compare_html_table(reports) + "</div>",
         ]
         if not comparison_only:
@@ -202,13 +215,13 @@ def html_page(reports: Sequence[Report], *, comparison_only: bool = False) -> st
             '<meta charset="utf-8">',
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_e(title)}</title>",
+            f"<title>{escape_html(title)}</title>",
             f"<style>{_CSS}</style>",
             "</head>",
             "<body>",
             "<main>",
             body,
-            f"<footer>Written by greenmeter {_e(version)} from the validated JSON report. "
+            f"<footer>Written by greenmeter {escape_html(version)} from the validated JSON report. "
             "No external assets; nothing here touches the network.</footer>",
             "</main>",
             "</body>",

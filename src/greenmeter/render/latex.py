@@ -6,89 +6,25 @@ entries travel inside it in a ``filecontents*`` block, written next to the docum
 the first run. To paste into a paper, take the ``table`` environment (needs
 ``\\usepackage{booktabs}``), the methods paragraph and the BibTeX entries.
 
-Every string that comes from a report is escaped (:func:`escape_latex`).
+Every string that comes from a report is escaped (:func:`escape_latex`); section titles
+and captions name the run only by its name (no run id).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from greenmeter.render.escape import escape_latex, latex_number
 from greenmeter.render.methods import Cite, Sentence, methods
-from greenmeter.render.numbers import EXPONENT, sig
+from greenmeter.render.numbers import sig
 from greenmeter.render.sources import bibtex
-from greenmeter.render.table import PhaseRow, phase_rows, report_label
+from greenmeter.render.table import PhaseRow, phase_rows, run_title
 from greenmeter.report.models import Report
 
 __all__ = ["BIB_NAME", "escape_latex", "latex", "latex_methods", "latex_number", "latex_table"]
 
 #: Name of the bibliography file the document writes and reads.
 BIB_NAME = "greenmeter-references"
-
-_MAP = {
-    "\\": r"$\backslash$",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\~{}",
-    "^": r"\^{}",
-    "<": r"$<$",
-    ">": r"$>$",
-    "|": r"$|$",
-    '"': "''",
-    "\u00d7": r"$\times$",
-    "\u2013": "--",
-    "\u2014": "---",
-    "\u2018": "`",
-    "\u2019": "'",
-    "\u201c": "``",
-    "\u201d": "''",
-    "\u2026": r"\ldots{}",
-    "\u00b5": r"$\mu$",
-    "\u03bc": r"$\mu$",
-    "\u00b0": r"$^\circ$",
-    "\u00a0": "~",
-    "\u2212": "-",
-}
-
-
-def escape_latex(text: str) -> str:
-    """``text`` safe in LaTeX running text.
-
-    Special characters are escaped; characters a basic pdflatex cannot typeset (outside
-    ASCII and the Latin-1 letters, other than a few mapped symbols) become ``?``;
-    control characters become spaces.
-    """
-    out = []
-    for ch in str(text):
-        mapped = _MAP.get(ch)
-        if mapped is not None:
-            out.append(mapped)
-        elif ch < " " or ch == "\x7f":
-            out.append(" ")
-        elif ch <= "~":
-            out.append(ch)
-        elif "\u00c0" <= ch <= "\u00ff" and ch.isalpha():
-            out.append(ch)
-        else:
-            out.append("?")
-    return "".join(out).replace("CO2e", r"CO\textsubscript{2}e")
-
-
-def latex_number(text: str) -> str:
-    """A number from :func:`~greenmeter.render.numbers.sig` as LaTeX (powers of ten)."""
-    if not text:
-        return "--"
-    found = EXPONENT.match(text)
-    if found:
-        mantissa, sign, exp = found.groups()
-        sign = "-" if sign == "-" else ""
-        return f"${mantissa}\\times10^{{{sign}{exp}}}$"
-    return text
-
 
 _HEADER = (
     "Phase",
@@ -129,7 +65,8 @@ def latex_table(report: Report, *, label: str | None = None) -> str:
         if row.is_total:
             body.append(r"\midrule")
         body.append(" & ".join(_cells(row)) + r" \\")
-    name = escape_latex(report_label(report))
+    title = run_title(report)
+    of = f" of {escape_latex(title)}" if title else ""
     pue = report.totals.pue
     co2 = (
         f"CO\\textsubscript{{2}}e is location-based, from facility energy "
@@ -141,7 +78,7 @@ def latex_table(report: Report, *, label: str | None = None) -> str:
         r"\begin{table}[ht]",
         r"\centering",
         r"\small",
-        r"\caption{Energy per phase of " + name + ". Energy is IT energy (the measured "
+        r"\caption{Energy per phase" + of + ". Energy is IT energy (the measured "
         "components); " + co2 + "}",
         *([r"\label{" + label + "}"] if label else []),
         r"\begin{tabular}{l" + "r" * (len(_HEADER) - 1) + "}",
@@ -203,10 +140,12 @@ def latex(reports: Sequence[Report]) -> str:
         "\\usepackage{url}",
         "\\begin{document}",
     ]
-    for n, report in enumerate(reports):
+    for report in reports:
+        title = run_title(report)
+        named = f": {escape_latex(title)}" if title else ""
         parts += [
             "",
-            "\\section*{Energy and carbon: " + escape_latex(report_label(report, n)) + "}",
+            "\\section*{Energy and carbon" + named + "}",
             "",
             latex_table(report, label=f"tab:greenmeter-{report.run_id[:8]}"),
             "",

@@ -1,9 +1,15 @@
-"""Markdown: summary, per-phase table, methods with sources, warnings."""
+"""Markdown: summary, per-phase table, methods with sources, warnings.
+
+Every report string goes through :func:`~greenmeter.render.escape.escape_md`. The
+sources that were not used here and how to enable them are for ``greenmeter doctor``,
+not for this report.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from greenmeter.render.escape import escape_md
 from greenmeter.render.methods import Cite, Sentence, methods
 from greenmeter.render.numbers import sig
 from greenmeter.render.sources import cited_sources
@@ -13,21 +19,7 @@ from greenmeter.report.models import Report
 
 __all__ = ["escape_md", "markdown", "markdown_table", "render_markdown"]
 
-_SPECIAL = set("\\`*_[]<>|#")
 _DASH = "-"
-
-
-def escape_md(text: str) -> str:
-    """Text safe in Markdown (and in a table cell): specials backslash-escaped."""
-    out = []
-    for ch in str(text):
-        if ch in _SPECIAL:
-            out.append("\\" + ch)
-        elif ch in "\r\n":
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def _cell(value: str) -> str:
@@ -112,12 +104,7 @@ def render_markdown(report: Report, *, heading_level: int = 1) -> str:
         parts += ["", f"{h}# Warnings", ""]
         for w in report.warnings:
             where = f" ({escape_md(w.component)})" if w.component else ""
-            parts.append(f"- `{w.code.replace('`', '')}`{where}: {escape_md(w.message)}")
-    if report.unavailable:
-        parts += ["", f"{h}# Sources not used", ""]
-        for u in report.unavailable:
-            fix = f" Fix: {escape_md(u.fix)}" if u.fix else ""
-            parts.append(f"- {escape_md(u.sensor)} ({u.kind}): {escape_md(u.reason)}.{fix}")
+            parts.append(f"- {escape_md(w.code)}{where}: {escape_md(w.message)}")
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from greenmeter.render.escape import yaml_string
 from greenmeter.render.numbers import sig
 from greenmeter.report.models import Report
 
@@ -22,28 +23,6 @@ __all__ = ["TRAINING_KINDS", "hf_card", "training_co2e_g", "yaml_string"]
 
 #: Top-level phase kinds counted as training.
 TRAINING_KINDS = ("fit", "train")
-
-
-def yaml_string(text: str) -> str:
-    """A YAML double-quoted scalar: quotes, backslashes and control characters escaped."""
-    out = ['"']
-    for ch in str(text):
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch < " " or ch == "\x7f" or "\u0080" <= ch <= "\u009f":
-            out.append(f"\\x{ord(ch):02x}")
-        elif ch in "\u2028\u2029\ufeff":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def training_co2e_g(report: Report) -> tuple[float, str]:

@@ -42,7 +42,13 @@ def facts(report: Report) -> list[tuple[str, str]]:
         out.append(("Grid intensity", grid))
     if t.estimated_energy_j > 0 and t.it_energy_j > 0:
         pct = t.estimated_energy_j / t.it_energy_j * 100
-        out.append(("Estimated share", f"{sig(pct, 3)}% of the energy is a model estimate"))
+        out.append(
+            (
+                "Estimated share",
+                f"{sig(pct, 3)}% of the energy is a model estimate (greenmeter doctor, run on "
+                "the machine, shows how to measure it)",
+            )
+        )
     for model in report.models:
         bits = []
         if model.parameters_total is not None:

@@ -1,17 +1,18 @@
 """A small SVG plotter: power over time per component, phases shaded.
 
-No plotting library is needed, so plots work in the core install. All text is
-XML-escaped. Each panel is one component of one rank; the time axis is seconds since
-the report's start, the power axis watts. ``power_w[i]`` of a series is the mean power
-between ``t_s[i-1]`` and ``t_s[i]``, so it is drawn as a step line.
+No plotting library is needed, so plots work in the core install. All text is escaped
+(:func:`~greenmeter.render.escape.escape_html`). Each panel is one component of one rank;
+the time axis is seconds since the report's start, the power axis watts. ``power_w[i]``
+of a series is the mean power between ``t_s[i-1]`` and ``t_s[i]``, so it is drawn as a
+step line.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
 
+from greenmeter.render.escape import escape_html
 from greenmeter.render.numbers import sig
 from greenmeter.render.table import shaded_phases
 from greenmeter.report.models import Phase, PowerSeries, Report
@@ -23,6 +24,7 @@ __all__ = [
     "nice_ticks",
     "panels",
     "phase_colors",
+    "power_axis",
     "report_svg",
 ]
 
@@ -41,10 +43,6 @@ LINE_COLOR = "#1b1f3b"
 _FONT = "font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif"
 
 
-def _x(text: str) -> str:
-    return escape(str(text), quote=True)
-
-
 def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     """Round tick values covering [lo, hi] (about ``target`` of them)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
@@ -60,6 +58,23 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
         ticks.append(round(first + k * step, 12))
         k += 1
     return ticks
+
+
+def power_axis(p_max: float) -> tuple[float, float, list[float]]:
+    """(bottom, top, ticks) of a power axis for values from 0 to ``p_max`` watts.
+
+    The top is a round value at least 8 % above ``p_max`` and the bottom a little below
+    zero, so a constant line (zero included) never lies on the frame.
+    """
+    p_max = min(max(p_max, 1e-9), 1e300) if math.isfinite(p_max) and p_max > 0 else 1.0
+    ticks = nice_ticks(0.0, p_max * 1.08)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else p_max * 1.08
+    n = math.ceil(p_max * 1.08 / step - 1e-9)
+    while n * step < p_max * 1.08:
+        n += 1
+    top = n * step
+    ticks = [round(k * step, 12) for k in range(n + 1)]
+    return -0.04 * top, top, ticks
 
 
 @dataclass(frozen=True)
@@ -115,9 +130,7 @@ def panel_svg(
     """One panel as an SVG group at (x0, y0)."""
     left, right, top, bottom = 62.0, 16.0, 24.0, 34.0
     pw, ph = width - left - right, height - top - bottom
-    p_max = max([0.0, *panel.power_w]) or 1.0
-    y_ticks = nice_ticks(0.0, p_max * 1.05)
-    y_top = max(y_ticks[-1], p_max) if y_ticks else p_max
+    y_bottom, y_top, y_ticks = power_axis(max([0.0, *panel.power_w]))
     t_top = t_max_s if t_max_s > 0 else 1.0
     x_ticks = nice_ticks(0.0, t_top, 8)
 
@@ -125,12 +138,12 @@ def panel_svg(
         return left + pw * min(max(t, 0.0), t_top) / t_top
 
     def sy(p: float) -> float:
-        return top + ph * (1.0 - min(max(p, 0.0), y_top) / y_top)
+        return top + ph * (y_top - min(max(p, 0.0), y_top)) / (y_top - y_bottom)
 
     out = [f'<g class="gm-panel" transform="translate({x0:.1f},{y0:.1f})">']
     out.append(
         f'<text x="{left:.1f}" y="15" font-size="12" style="{_FONT}" fill="#222">'
-        f"{_x(panel.title)}</text>"
+        f"{escape_html(panel.title)}</text>"
     )
     out.append(
         f'<rect x="{left:.1f}" y="{top:.1f}" width="{pw:.1f}" height="{ph:.1f}" '
@@ -143,7 +156,7 @@ def panel_svg(
             out.append(
                 f'<rect class="gm-phase" x="{sx(a):.2f}" y="{top:.1f}" '
                 f'width="{max(0.5, sx(b) - sx(a)):.2f}" height="{ph:.1f}" fill="{color}" '
-                f'fill-opacity="0.18"><title>{_x(phase.path_str)}: {sig(a)}-{sig(b)} s'
+                f'fill-opacity="0.18"><title>{escape_html(phase.path_str)}: {sig(a)}-{sig(b)} s'
                 "</title></rect>"
             )
     for v in y_ticks:
@@ -154,7 +167,7 @@ def panel_svg(
         )
         out.append(
             f'<text x="{left - 6:.1f}" y="{y + 4:.2f}" font-size="11" text-anchor="end" '
-            f'style="{_FONT}" fill="#444">{_x(sig(v, 3))}</text>'
+            f'style="{_FONT}" fill="#444">{escape_html(sig(v, 3))}</text>'
         )
     for v in x_ticks:
         x = sx(v)
@@ -164,7 +177,7 @@ def panel_svg(
         )
         out.append(
             f'<text x="{x:.2f}" y="{top + ph + 16:.1f}" font-size="11" text-anchor="middle" '
-            f'style="{_FONT}" fill="#444">{_x(sig(v, 3))}</text>'
+            f'style="{_FONT}" fill="#444">{escape_html(sig(v, 3))}</text>'
         )
     out.append(
         f'<text x="{left + pw / 2:.1f}" y="{height - 4:.1f}" font-size="11" '
@@ -208,7 +221,7 @@ def legend_svg(
         )
         out.append(
             f'<text x="{x + 18:.1f}" y="{y + 10:.1f}" font-size="11" style="{_FONT}" '
-            f'fill="#222">{_x(label)}</text>'
+            f'fill="#222">{escape_html(label)}</text>'
         )
         x += w + 12
     out.append("</g>")
@@ -273,8 +286,8 @@ def report_svg(
     return "\n".join(
         [
             f'<svg{ns} class="gm-plot" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_x(title)}">',
-            f"<title>{_x(title)}</title>",
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape_html(title)}">',
+            f"<title>{escape_html(title)}</title>",
             f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
             legend_text,
             *body,

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 
 from greenmeter.report.models import J_PER_KWH, Phase, Report
 
-__all__ = ["PhaseRow", "phase_rows", "report_label", "run_row", "shaded_phases"]
+__all__ = [
+    "PhaseRow",
+    "is_fixed_window",
+    "phase_rows",
+    "report_label",
+    "run_labels",
+    "run_row",
+    "run_title",
+    "shaded_phases",
+]
 
 
 @dataclass(frozen=True)
@@ -99,15 +108,48 @@ def phase_rows(report: Report, *, max_depth: int | None = None) -> list[PhaseRow
     return rows
 
 
+def run_title(report: Report) -> str | None:
+    """The run's own name for a title: run name, else model name; None without either."""
+    for name in (report.run_name, *(m.name for m in report.models)):
+        if name and name.strip():
+            return name
+    return None
+
+
 def report_label(report: Report, index: int | None = None) -> str:
     """A short human name for a report: run name, else model name, else run id prefix."""
-    if report.run_name:
-        return report.run_name
-    for model in report.models:
-        if model.name:
-            return model.name
+    title = run_title(report)
+    if title is not None:
+        return title
     prefix = f"#{index + 1} " if index is not None else ""
     return f"{prefix}run {report.run_id[:8]}"
+
+
+def run_labels(reports: Sequence[Report]) -> list[str]:
+    """A distinct label per report (run name or model name, numbered if repeated)."""
+    labels = [report_label(r, n) for n, r in enumerate(reports)]
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    return [f"{label} (#{n + 1})" if seen[label] > 1 else label for n, label in enumerate(labels)]
+
+
+#: The attribute ``measure_inference`` sets on each window it measures (calls made).
+WINDOW_ATTR = "repeats"
+
+
+def is_fixed_window(phase: Phase) -> bool:
+    """Whether ``phase`` is an inference window that ran for a set time, not a set amount.
+
+    ``greenmeter.integrations.torch.measure_inference`` calls the model until a minimum
+    time has passed and records the calls made as the ``repeats`` attribute of each
+    ``inference`` phase it measures (``inference/bs-<n>``). Such a window's total energy
+    is set by its length, not by the model; only per-item figures (J/sample, latency,
+    throughput) compare. A phase whose children are all such windows is one too.
+    """
+    if phase.children:
+        return all(is_fixed_window(child) for child in phase.children)
+    return phase.kind == "inference" and WINDOW_ATTR in phase.attrs
 
 
 def shaded_phases(report: Report, max_depth: int = 1) -> list[Phase]:

@@ -1,12 +1,15 @@
-"""Generic CSV (one row per phase and per report) and the report as JSON."""
+"""Generic CSV (one row per phase and per report) and the report as JSON.
+
+Written by :func:`~greenmeter.render.escape.csv_table`: a name that starts like a
+formula (``=HYPERLINK(...)``) is text in a spreadsheet, any text reads back as one cell.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 
+from greenmeter.render.escape import csv_table
 from greenmeter.report.models import Report
 
 __all__ = ["CSV_COLUMNS", "phases_csv", "reports_json"]
@@ -129,12 +132,8 @@ def _rows(report: Report) -> list[dict[str, str]]:
 
 def phases_csv(reports: Sequence[Report]) -> str:
     """One row per phase of each report, then one ``kind=total`` row for the run."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n", restval="")
-    writer.writeheader()
-    for report in reports:
-        writer.writerows(_rows(report))
-    return buf.getvalue()
+    rows = [row for report in reports for row in _rows(report)]
+    return csv_table(CSV_COLUMNS, ([row.get(c, "") for c in CSV_COLUMNS] for row in rows))
 
 
 def reports_json(reports: Sequence[Report]) -> str:
