@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
+import io
 import json
 import os
 import subprocess
@@ -45,7 +48,7 @@ def test_import_is_light():
 def test_usage_errors_are_one_line_with_exit_2(capsys, tmp_path):
     assert main(["report", str(tmp_path / "x.json"), "--format", "pdf"]) == 2
     err = capsys.readouterr().err
-    assert "invalid choice: 'pdf'" in err and "--help" in err
+    assert "invalid choice 'pdf'" in err and "--help" in err
     assert len(err.strip().splitlines()) == 1
     assert main(["report", str(tmp_path / "missing.json")]) in (2,)
     err = capsys.readouterr().err
@@ -151,6 +154,7 @@ def fake_render(monkeypatch):
     mod.render = lambda subject, fmt: calls.append(("render", subject, fmt)) or f"<{fmt}>"
     mod.compare = lambda reports, fmt: calls.append(("compare", reports, fmt)) or "cmp"
     mod.plot = lambda report, path: calls.append(("plot", report, path)) or Path(path).touch()
+    mod.check_plot_path = lambda path: calls.append(("check_plot_path", path)) or "png"
     monkeypatch.setitem(sys.modules, "greenmeter.render", mod)
     return calls
 
@@ -192,7 +196,176 @@ def test_missing_render_or_demo_is_a_clear_error(
 def test_demo_dispatches_with_the_output_dir(tmp_path, monkeypatch):
     seen = []
     mod = types.ModuleType("greenmeter.demo")
-    mod.main = lambda out_dir: seen.append(out_dir) or 0
+    mod.main = lambda out_dir, quick=False: seen.append((out_dir, quick)) or 0
     monkeypatch.setitem(sys.modules, "greenmeter.demo", mod)
     assert main(["demo", "--out", str(tmp_path / "d")]) == 0
-    assert seen == [str(tmp_path / "d")]
+    assert main(["demo", "--quick"]) == 0
+    assert seen == [(str(tmp_path / "d"), False), ("greenmeter-demo", True)]
+
+
+# -- output that cannot be written, long values, suggestions ---------------------------------
+
+_FULL = Path("/dev/full")
+
+
+@pytest.mark.skipif(not _FULL.exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{r}"],
+        ["report", "{r}", "-f", "latex"],
+        ["compare", "{r}", "{r}"],
+        ["merge", "{r}"],
+        ["validate", "{r}"],
+        ["schema"],
+        ["doctor", "--gpus", "none"],
+        ["--help"],
+        ["--version"],
+    ],
+)
+def test_a_full_disk_on_stdout_is_one_line_and_a_failure(run_report, argv):
+    args = [a.format(r=run_report) for a in argv]
+    with _FULL.open("w") as full:
+        res = subprocess.run(
+            [sys.executable, "-m", "greenmeter", *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "cannot write to standard output: No space left on device" in lines[0]
+    assert lines[0].startswith("greenmeter")
+
+
+class _FullStream(io.StringIO):
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_every_printing_subcommand_goes_through_the_guard(monkeypatch, capsys, tmp_path):
+    """In process: the demo's summary too (it prints with print())."""
+    mod = types.ModuleType("greenmeter.demo")
+    mod.main = lambda out_dir, quick=False: print("summary") or 0
+    monkeypatch.setitem(sys.modules, "greenmeter.demo", mod)
+    monkeypatch.setattr(sys, "stdout", _FullStream())
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "greenmeter demo: error: cannot write to standard output: No space left on device; "
+        "redirect it somewhere writable\n"
+    )
+    assert isinstance(sys.stdout, _FullStream)  # put back as it was
+
+
+def test_echoed_values_are_shortened(run_report, tmp_path, capsys):
+    data = json.loads(run_report.read_text())
+    data["schema_version"] = "9" * 10_000_000
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(data))
+    assert main(["report", str(big)]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1500 and err.count("\n") == 1 and "characters left out" in err
+    assert err.startswith("greenmeter report: error:")
+    assert main(["report", str(run_report), "--format", "x" * 100_000]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1500 and err.count("\n") == 1 and "100,000 characters" in err
+    assert main(["report", str(run_report), "--plot", "p" * 50_000 + ".nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1500 and err.count("\n") == 1
+
+
+def _mistyped(option: str) -> str:
+    """``--format`` -> ``--fromat``: two letters after the dashes swapped."""
+    body = option[2:]
+    return "--" + body[0] + body[2] + body[1] + body[3:] if len(body) > 3 else option + "x"
+
+
+def test_every_option_of_every_subcommand_gets_a_did_you_mean(capsys):
+    from greenmeter.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for name, subparser in sub.choices.items():
+        options = [s for s in subparser._option_string_actions if s.startswith("--")]
+        needs_file = any(a.nargs == "+" for a in subparser._positionals._group_actions)
+        for option in options:
+            wrong = _mistyped(option)
+            if wrong in options or option == "--help":
+                continue
+            assert main([name, wrong, *(["x.json"] if needs_file else [])]) == 2
+            err = capsys.readouterr().err
+            assert f"unrecognized argument: '{wrong}'" in err, err
+            assert f"did you mean '{option}'?" in err, (option, err)
+            assert len(err.strip().splitlines()) == 1
+            checked += 1
+    assert checked >= 20
+
+
+def test_format_names_are_suggested_and_markdown_is_md(run_report, capsys):
+    assert main(["report", str(run_report), "--fromat", "latex"]) == 2
+    assert "did you mean '--format'?" in capsys.readouterr().err
+    assert main(["report", str(run_report), "--format", "tex"]) == 2
+    assert "did you mean 'latex'?" in capsys.readouterr().err
+    assert main(["compare", str(run_report), str(run_report), "-f", "htm"]) == 2
+    assert "did you mean 'html'?" in capsys.readouterr().err
+    assert main(["reprot", str(run_report)]) == 2
+    assert "did you mean 'report'?" in capsys.readouterr().err
+    assert main(["report", str(run_report), "--format", "md"]) == 0
+    as_md = capsys.readouterr().out
+    assert main(["report", str(run_report), "--format", "markdown"]) == 0
+    assert capsys.readouterr().out == as_md and as_md.startswith("# Energy report")
+    assert main(["compare", str(run_report), str(run_report), "-f", "Markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| Phase | Run |")
+
+
+def test_carbon_errors_name_the_options(capsys):
+    assert main(["doctor", "--location", "Germny"]) == 2
+    err = capsys.readouterr().err
+    assert "--intensity" in err and "intensity_g_per_kwh" not in err
+    assert main(["doctor", "--pue", "0.5"]) == 2
+    assert "carbon settings: --pue must be >= 1.0" in capsys.readouterr().err
+
+
+def test_doctor_lists_no_source_that_was_not_requested_or_needed(make_powercap, capsys):
+    from greenmeter.testing import PowerTrace
+
+    pc = make_powercap(package_traces=[PowerTrace.constant(50.0)])
+    for root in (str(pc.root), str(pc.root) + "-missing"):
+        assert main(["doctor", "--json", "--gpus", "none", "--powercap-root", root]) == 0
+        diag = json.loads(capsys.readouterr().out)
+        reasons = [u["reason"] for u in diag["unavailable"]]
+        assert not [r for r in reasons if "not requested" in r or r.startswith("not needed")]
+        assert "pyrapl" not in {u["sensor"] for u in diag["unavailable"]}
+        assert main(["doctor", "--gpus", "none", "--powercap-root", root]) == 0
+        text = capsys.readouterr().out
+        assert "not requested" not in text and "not needed" not in text
+    assert any(u["sensor"] == "rapl" for u in diag["unavailable"])  # a real gap stays
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("matplotlib") is None, reason="no matplotlib"
+)
+def test_report_plots_to_any_matplotlib_format_and_errors_name_the_path(
+    run_report, tmp_path, capsys
+):
+    jpg = tmp_path / "power.jpg"
+    assert main(["report", str(run_report), "--plot", str(jpg), "-o", str(tmp_path / "r.md")]) == 0
+    assert jpg.read_bytes()[:3] == b"\xff\xd8\xff"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    bad = blocker / "p.png"
+    out = tmp_path / "r2.md"
+    assert main(["report", str(run_report), "--plot", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(str(bad)) == 1 and ".tmp" not in err and len(err.splitlines()) == 1
+    assert "/" not in err.replace(str(bad), "")
+    out3 = tmp_path / "r3.md"
+    assert (
+        main(["report", str(run_report), "--plot", str(tmp_path / "p.docx"), "-o", str(out3)]) == 2
+    )
+    assert "the suffix .docx; use one of" in capsys.readouterr().err
+    assert not out3.exists()  # a plot that cannot be made stops the command before output

@@ -1,5 +1,5 @@
-"""``greenmeter demo`` end to end in a subprocess (quick mode): every promised file
-exists, is valid, and agrees with the reports it was rendered from."""
+"""``greenmeter demo --quick`` end to end in a subprocess: every promised file exists, is
+valid, and agrees with the reports it was rendered from."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env = {**os.environ, "GREENMETER_POWERCAP_ROOT": str(out.parent / "no-powercap")}
     env.pop("GREENMETER_LOCATION", None)
     res = subprocess.run(
-        [sys.executable, "-m", "greenmeter.demo", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "greenmeter", "demo", "--quick", "--out", str(out)],
         capture_output=True, text=True, timeout=180, env=env, cwd=out.parent,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -69,6 +69,11 @@ def test_comparison_files_match_the_reports(demo: tuple[Path, str]) -> None:
     assert (out / "comparison.tex").read_text() == compare(reports, "latex")
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 2 and "gm-compare" in html and "<script" not in html
+    for row in (out / "comparison.md").read_text().splitlines():
+        if row.startswith("| inference"):  # fixed-time windows: per sample, no total
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert cells[2] == "-" and cells[-1] == "-" and cells[3] != "-", row
+    assert "| inference |" not in (out / "comparison.md").read_text()
     tex = (out / "student.tex").read_text()
     assert r"\begin{document}" in tex and r"\bottomrule" in tex and "@misc{greenmeter," in tex
 
@@ -91,8 +96,11 @@ def test_output_says_plainly_when_figures_are_estimates(demo: tuple[Path, str]) 
     if all(c.method == "estimated" for c in student.components):
         assert "ESTIMATES" in stdout
         for u in student.unavailable:
+            if "not requested" in u.reason or u.reason.startswith("not needed"):
+                continue  # nobody asked for it, or another source measures the same
             assert u.reason in stdout
             if u.fix:
                 assert u.fix in stdout
+    assert "not requested" not in stdout and "not needed" not in stdout
     if student.carbon is not None and student.carbon.intensity.is_fallback:
         assert "WORLD-AVERAGE" in stdout and "GREENMETER_LOCATION" in stdout

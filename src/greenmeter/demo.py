@@ -9,7 +9,7 @@ and its inference measured with :func:`greenmeter.integrations.torch.measure_inf
 both on one :class:`greenmeter.EnergyMeter` per model. About half a minute on two CPU
 cores; ``--quick`` is a few seconds.
 
-Run: ``greenmeter demo [--out DIR]`` or ``python -m greenmeter.demo [--out DIR] [--quick]``.
+Run: ``greenmeter demo [--out DIR] [--quick]`` (or ``python -m greenmeter.demo``, the same).
 """
 
 from __future__ import annotations
@@ -278,6 +278,7 @@ def _pct(new: float, old: float) -> str:
 
 def summary(result: DemoResult) -> str:
     """What the demo found and wrote, and how far its figures can be trusted."""
+    from greenmeter.cli.doctor import worth_listing
     from greenmeter.render.numbers import sig
 
     t, s = result.reports["teacher"], result.reports["student"]
@@ -325,9 +326,10 @@ def summary(result: DemoResult) -> str:
     else:
         methods = sorted({c.method for c in s.components})
         lines.append(f"Energy measured by hardware ({', '.join(methods)}).")
-    if s.unavailable:
+    unavailable = [u for u in s.unavailable if worth_listing(u.reason)]
+    if unavailable:
         lines.append("Sources not available here, and how to enable them:")
-        for u in s.unavailable:
+        for u in unavailable:
             lines.append(f"  - {u.sensor} ({u.kind}): {u.reason}")
             if u.fix:
                 lines.append(f"      fix: {u.fix}")

@@ -9,11 +9,13 @@ Subcommands::
     greenmeter validate FILE...            check report files against the schema
     greenmeter schema                      print the report's JSON Schema
     greenmeter doctor [--json]             which sensors this host has, and fixes
-    greenmeter demo [--out DIR]            a self-contained example run
+    greenmeter demo [--out DIR] [--quick]  a self-contained example run
 
 Exit codes: 0 success; 1 ``validate`` found invalid files; 2 a usage error (bad option,
-bad file, missing piece), printed as one line naming the problem and the fix. ``run``
-exits with the command's own code (see :mod:`greenmeter.runner`).
+bad file, missing piece, an output that cannot be written, standard output included),
+printed as one line naming the problem and the fix, with a did-you-mean for a mistyped
+option, subcommand or format. ``run`` exits with the command's own code (see
+:mod:`greenmeter.runner`).
 
 Importing this module is cheap: each subcommand imports what it needs when it runs.
 """
@@ -23,14 +25,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from greenmeter import __version__
 from greenmeter.cli.common import (
     COMPARE_FORMATS,
     REPORT_FORMATS,
     CliError,
+    GuardedStdout,
+    clip,
+    did_you_mean,
+    format_name,
     gpus_arg,
     non_negative_float,
+    one_line,
     positive_float,
     positive_int,
 )
@@ -39,10 +47,43 @@ __all__ = ["CliError", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that point at ``--help``."""
+    """argparse with one-line errors that point at ``--help`` and suggest what was meant.
+
+    Every parser of the command line is one (subcommands too, through
+    ``parser_class``), so each option, subcommand and choice added anywhere gets the
+    same treatment: an unknown option is an error naming the closest known one, and a
+    value outside the choices names the closest choice. Unknown arguments are an error
+    at the parser that sees them, so ``parse_known_args`` never returns any.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(extras))
+        return parsed, extras
+
+    def _unrecognized(self, extras: list[str]) -> str:
+        options = [s for s in self._option_string_actions if s.startswith("--")]
+        hint = next(
+            (did_you_mean(x.split("=", 1)[0], options) for x in extras if x.startswith("--")),
+            "",
+        )
+        shown = " ".join(clip(x) for x in extras[:3]) + (" ..." if len(extras) > 3 else "")
+        return f"unrecognized argument{'s' if len(extras) > 1 else ''}: {shown}{hint}"
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            choices = [str(c) for c in action.choices or ()]
+            hint = did_you_mean(str(value), choices)
+            message = f"invalid choice {clip(value)} (choose from {', '.join(choices)}){hint}"
+            raise argparse.ArgumentError(action, message) from exc
 
 
 def _carbon_options(p: argparse.ArgumentParser) -> None:
@@ -169,11 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("files", nargs="+", metavar="FILE", help="report JSON file(s)")
     rep.add_argument(
-        "-f", "--format", choices=REPORT_FORMATS, default="md", help="output format (default md)"
+        "-f",
+        "--format",
+        type=format_name,
+        choices=REPORT_FORMATS,
+        default="md",
+        help="output format (default md; markdown is md)",
     )
     rep.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     rep.add_argument(
-        "--plot", metavar="IMAGE", help="also plot power over time to IMAGE (.png or .svg)"
+        "--plot",
+        metavar="IMAGE",
+        help="also plot power over time to IMAGE: .svg built in; .png, .pdf, .jpg and every "
+        "other format matplotlib writes with the plot extra",
     )
 
     cmp_ = sub.add_parser(
@@ -185,9 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument(
         "-f",
         "--format",
+        type=format_name,
         choices=COMPARE_FORMATS,
         default="md",
-        help="output format (default md)",
+        help="output format (default md; markdown is md)",
     )
     cmp_.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
@@ -240,25 +290,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output directory (default: greenmeter-demo)",
     )
+    demo.add_argument("--quick", action="store_true", help="smaller models and data: a few seconds")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
+    guarded = GuardedStdout(sys.stdout)
+    sys.stdout = guarded  # type: ignore[assignment]
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:  # --help, --version, or a usage error already printed
-        return exc.code if isinstance(exc.code, int) else 2
-    if args.subcommand is None:
-        parser.print_help(sys.stderr)
-        return 2
-    from greenmeter.cli import commands
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if sys.stdout is guarded:
+            sys.stdout = guarded.stream
 
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    name = "greenmeter"
     try:
-        return int(getattr(commands, f"cmd_{args.subcommand}")(args))
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error already printed
+            sys.stdout.flush()
+            return exc.code if isinstance(exc.code, int) else 2
+        if args.subcommand is None:
+            parser.print_help(sys.stderr)
+            return 2
+        name = f"greenmeter {args.subcommand}"
+        from greenmeter.cli import commands
+
+        code = int(getattr(commands, f"cmd_{args.subcommand}")(args))
+        sys.stdout.flush()  # a full disk fails here, not at exit with a traceback
+        return code
     except CliError as exc:
-        sys.stderr.write(f"greenmeter {args.subcommand}: error: {exc}\n")
+        sys.stderr.write(f"{name}: error: {one_line(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("greenmeter: interrupted\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from greenmeter.cli.common import CliError
+from greenmeter.cli.common import CliError, option_names
 
 __all__ = [
     "carbon_config",
@@ -28,8 +28,21 @@ __all__ = [
 ]
 
 
+#: CarbonConfig parameters and the options that set them (errors name the options).
+CARBON_OPTIONS: dict[str, str] = {
+    "intensity_g_per_kwh": "--intensity",
+    "location": "--location",
+    "pue": "--pue",
+    "cloud": "--cloud",
+}
+
+
 def carbon_config(args: argparse.Namespace) -> Any:
-    """A :class:`greenmeter.carbon.CarbonConfig` from the carbon options, or None."""
+    """A :class:`greenmeter.carbon.CarbonConfig` from the carbon options, or None.
+
+    Raises:
+        CliError: the settings are invalid; the message names options, not parameters.
+    """
     given: dict[str, Any] = {}
     if args.location:
         given["location"] = args.location
@@ -51,7 +64,7 @@ def carbon_config(args: argparse.Namespace) -> Any:
     try:
         return CarbonConfig(**given)
     except CarbonError as exc:
-        raise CliError(f"carbon settings: {exc}") from None
+        raise CliError(f"carbon settings: {option_names(str(exc), CARBON_OPTIONS)}") from None
 
 
 def _optional_module(name: str, what: str) -> ModuleType:
@@ -153,6 +166,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.plot and len(args.files) != 1:
         raise CliError("--plot draws one report; give a single FILE with --plot")
     render = _optional_module("greenmeter.render", "greenmeter report")
+    if args.plot:  # a plot that cannot be written stops the command before any output
+        try:
+            _function(render, "check_plot_path", "--plot")(args.plot)
+        except ValueError as exc:
+            raise CliError(f"--plot: {exc}") from None
     reports = _load(args.files)
     subject: Any = reports[0] if len(reports) == 1 else reports
     try:
@@ -161,8 +179,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     _emit(text, args.output)
     if args.plot:
-        if Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-            raise CliError(f"--plot {args.plot!r}: use a file name ending in .png or .svg")
         plot = _function(render, "plot", "--plot")
         try:
             plot(reports[0], args.plot)
@@ -170,8 +186,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise CliError(
                 f"--plot needs {exc.name}; install it with `pip install 'greenmeter[plot]'`"
             ) from None
-        except (ValueError, OSError) as exc:
-            raise CliError(f"--plot {args.plot!r}: {exc}") from None
+        except (ValueError, OSError) as exc:  # their messages name the path
+            raise CliError(f"--plot: {exc}") from None
     return 0
 
 
@@ -254,4 +270,4 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """``greenmeter demo``."""
     demo = _optional_module("greenmeter.demo", "greenmeter demo")
-    return int(_function(demo, "main", "greenmeter demo")(args.out))
+    return int(_function(demo, "main", "greenmeter demo")(args.out, quick=args.quick))

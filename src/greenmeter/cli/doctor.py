@@ -2,7 +2,9 @@
 
 Lists the components greenmeter would measure here with the method of each (counter,
 sampled, estimated), every source it could not use with the reason and the command
-that fixes it, and the carbon settings the resolver arrives at.
+that fixes it, and the carbon settings the resolver arrives at. Sources that were not
+requested, or not needed because another source measures the same thing, are not
+listed as unavailable (:func:`worth_listing`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,24 @@ from typing import Any, TextIO
 
 from greenmeter import __version__
 
-__all__ = ["diagnose", "doctor", "format_diagnosis"]
+__all__ = ["diagnose", "doctor", "format_diagnosis", "worth_listing"]
 
 _METHOD_NOTE = {
     "counter": "hardware energy counter (exact)",
     "sampled": "power samples integrated over time",
     "estimated": "model estimate, not a measurement",
 }
+
+
+def worth_listing(reason: str) -> bool:
+    """Whether a source that was not used is worth listing as unavailable.
+
+    Not when it was not requested (pyRAPL, which reads the same counters as RAPL, is
+    used only on request) or not needed (another source measures the same thing): the
+    discovery says so at the start of its reason.
+    """
+    low = reason.strip().lower()
+    return not (low.startswith("not needed") or "not requested" in low)
 
 
 def _value(x: Any) -> Any:
@@ -67,6 +80,7 @@ def diagnose(
     unavailable = [
         {"sensor": u.sensor, "kind": _value(u.kind), "reason": u.reason, "fix": u.fix}
         for u in found.unavailable
+        if worth_listing(u.reason)
     ]
     out: dict[str, Any] = {
         "greenmeter_version": __version__,
