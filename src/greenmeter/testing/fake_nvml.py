@@ -54,7 +54,6 @@ import ctypes
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid as uuid_mod
 from collections.abc import Mapping, Sequence
@@ -62,6 +61,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from greenmeter.testing.cbuild import build_shared_library, cache_root, loaded_library_paths
 from greenmeter.testing.trace import PowerTrace
 
 __all__ = [
@@ -212,14 +212,6 @@ def default_uuid(index: int) -> str:
     return f"GPU-{u}"
 
 
-def _cache_root() -> Path:
-    env = os.environ.get("GREENMETER_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "greenmeter"
-
-
 def _source_text() -> bytes:
     return resources.files("greenmeter.testing").joinpath("fake_nvml.c").read_bytes()
 
@@ -237,52 +229,18 @@ def build_library(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     source = _source_text()
     digest = hashlib.sha256(source).hexdigest()[:16]
-    root = Path(cache_dir) if cache_dir is not None else _cache_root()
-    out_dir = root / f"fake-nvml-{digest}"
-    lib = out_dir / LIBRARY_NAME
-    if lib.is_file():
-        return lib
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        raise FakeNvmlBuildError(
-            "no C compiler found to build the fake NVML library; install one "
-            "(e.g. `apt-get install gcc`) or set CC"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        src = Path(tmp) / "fake_nvml.c"
-        src.write_bytes(source)
-        tmp_lib = Path(tmp) / LIBRARY_NAME
-        cmd = [
-            compiler,
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-fvisibility=hidden",
-            f"-Wl,-soname,{LIBRARY_NAME}",
-            "-o",
-            str(tmp_lib),
-            str(src),
-            "-lm",
-            "-lpthread",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise FakeNvmlBuildError(
-                f"building the fake NVML library failed ({' '.join(cmd)}):\n{proc.stderr}"
-            )
-        os.replace(tmp_lib, lib)  # atomic: concurrent builders each publish a whole file
-    return lib
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    return build_shared_library(
+        source,
+        root / f"fake-nvml-{digest}" / LIBRARY_NAME,
+        error=FakeNvmlBuildError,
+        what="the fake NVML library",
+    )
 
 
 def _loaded_nvml_paths() -> list[str]:
     """Paths of any ``libnvidia-ml`` mapped into this process (Linux ``/proc/self/maps``)."""
-    try:
-        text = Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    paths = {line.split()[-1] for line in text.splitlines() if "libnvidia-ml" in line}
-    return sorted(paths)
+    return loaded_library_paths("libnvidia-ml")
 
 
 class FakeNvml:
