@@ -12,9 +12,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from importlib import resources
 from pathlib import Path
 
-__all__ = ["build_shared_library", "cache_root", "loaded_library_paths"]
+__all__ = ["build_shared_library", "cache_root", "emulator_source", "loaded_library_paths"]
 
 
 def cache_root() -> Path:
@@ -24,6 +25,15 @@ def cache_root() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "greenmeter"
+
+
+def emulator_source(file_name: str) -> str:
+    """The C source of one emulator library: ``fake_trace.c`` (the power trace), then
+    ``file_name``, both shipped in ``greenmeter.testing``."""
+    files = resources.files("greenmeter.testing")
+    trace = files.joinpath("fake_trace.c").read_text(encoding="utf-8")
+    body = files.joinpath(file_name).read_text(encoding="utf-8")
+    return f'{trace}\n#line 1 "{file_name}"\n{body}'
 
 
 def build_shared_library(
