@@ -43,7 +43,7 @@ from greenmeter.sensors.base import (
     Sensor,
     Unavailable,
 )
-from greenmeter.sensors.readings import measure_update_steps
+from greenmeter.sensors.readings import measure_update_steps, slow_calls
 from greenmeter.sensors.readings import timed as _timed
 
 __all__ = [
@@ -756,13 +756,11 @@ def _warn_setup(sensor: NvmlSensor, components: list[ComponentInfo], env: dict[s
                 c.id,
                 now,
             )
-    slow = {k: v for k, v in sensor.call_costs_s.items() if k != "nvmlInit" and v > _SLOW_CALL_S}
+    slow = slow_calls(sensor.call_costs_s, _SLOW_CALL_S, skip="nvmlInit")
     if slow:
         sensor.warn(
             "nvml.slow_call",
-            "NVML calls are slow on this machine ("
-            + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(slow.items()))
-            + "); boundary reads will cost about as much",
+            f"NVML calls are slow on this machine ({slow}); boundary reads will cost about as much",
             None,
             now,
         )

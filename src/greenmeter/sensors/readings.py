@@ -1,6 +1,7 @@
 """Building blocks shared by the GPU sensors: timed calls, counter steps, wraps, sampling.
 
-* :func:`timed`: run a driver call and keep the longest time it took, by name.
+* :func:`timed`: run a driver call and keep the longest time it took, by name;
+  :func:`slow_calls` lists the slow ones.
 * :func:`measure_update_steps`: how often each of several counters really changes.
 * :class:`WrappingCounter`: cumulative joules from a raw hardware accumulator that can
   wrap at 2^32 or 2^64 counts, jump back, or restart at zero.
@@ -24,6 +25,7 @@ __all__ = [
     "PowerIntegrator",
     "WrappingCounter",
     "measure_update_steps",
+    "slow_calls",
     "timed",
 ]
 
@@ -35,6 +37,17 @@ def timed(costs: dict[str, float], name: str, fn: Callable[..., Any], *args: Any
         return fn(*args)
     finally:
         costs[name] = max(costs.get(name, 0.0), time.perf_counter() - t)
+
+
+def slow_calls(costs: Mapping[str, float], threshold_s: float, skip: str = "") -> str | None:
+    """``"f 12.3 ms, g 15.0 ms"``: the calls in ``costs`` slower than ``threshold_s``.
+
+    None when there is none; ``skip`` names a call left out (a library's one-off init).
+    """
+    slow = {k: v for k, v in costs.items() if k != skip and v > threshold_s}
+    if not slow:
+        return None
+    return ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(slow.items()))
 
 
 def measure_update_steps(
