@@ -256,7 +256,12 @@ def test_stuck_accumulator_is_replaced_by_sampled_power(
 
 
 def test_sampled_paths_against_truth(host: AmdHost, poller) -> None:
-    """current_socket_power within 2% per 1 s window; the average path lags (span close)."""
+    """current_socket_power within 5% per 1 s window; the average path lags (span close).
+
+    Sampling misses part of each power step by up to half a sampling gap; on an idle
+    machine the error is well under 1%, but a loaded one delays the sampler thread (gaps
+    of 0.2 s were seen with the CPUs saturated), hence 5%.
+    """
     t0 = time.monotonic() - 3.0
     trace = PowerTrace(STEPS, t0=t0 + 0.037)
     host.fake(
@@ -285,7 +290,7 @@ def test_sampled_paths_against_truth(host: AmdHost, poller) -> None:
             sleep_until(start + k * 1.0)
             marks.append(bracketed_read(sensor))
     for a, b in itertools.pairwise(marks):
-        assert_window(trace, a, b, cur.id, rel=0.02)
+        assert_window(trace, a, b, cur.id, rel=0.05)
     total = marks[-1][2][cur.id] - marks[0][2][cur.id]
     windows = sum(b[2][cur.id] - a[2][cur.id] for a, b in itertools.pairwise(marks))
     assert windows == pytest.approx(total, rel=1e-12)  # phases add up exactly
