@@ -24,10 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
+
+from bench_nvml import run_child, us  # the same child runner and units as the NVML figures
 
 from greenmeter.testing import PowerTrace
 from greenmeter.testing.fake_amdsmi import FakeAmdGpu, FakeAmdSmi
@@ -124,21 +124,6 @@ print(json.dumps(out))
 _VISIBILITY = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 
 
-def run_child(code: str, args: list[str], env: dict[str, str], timeout_s: float = 300.0) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"child failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
-
-
 def child_env(*fakes: FakeAmdSmi | FakeNvml) -> dict[str, str]:
     """This environment without GPU selection or fake-library variables, plus the fakes'."""
     drop = {"ROCM_HOME", "ROCM_PATH", "LD_LIBRARY_PATH", *_VISIBILITY}
@@ -149,10 +134,6 @@ def child_env(*fakes: FakeAmdSmi | FakeNvml) -> dict[str, str]:
         env.update(fake.env())
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
-
-
-def us(x: float) -> str:
-    return f"{x * 1e6:8.1f} us"
 
 
 def bench_read_cost(n_reads: int) -> dict:
@@ -168,7 +149,7 @@ def bench_read_cost(n_reads: int) -> dict:
                 else FakeNvml(n_gpus, trace=trace)
             )
             try:
-                r = run_child(READ_COST, [vendor, str(n_reads)], child_env(fake))
+                r = run_child(sys.executable, READ_COST, [vendor, str(n_reads)], child_env(fake))
             finally:
                 fake.close()
             out[f"{vendor}-{n_gpus}"] = r
@@ -194,7 +175,7 @@ def bench_boundary(n_pairs: int) -> dict:
         if n_nv:
             fakes.append(FakeNvml(n_nv, trace=trace))
         try:
-            r = run_child(BOUNDARY, [str(n_pairs)], child_env(*fakes))
+            r = run_child(sys.executable, BOUNDARY, [str(n_pairs)], child_env(*fakes))
         finally:
             for fake in fakes:
                 fake.close()
@@ -215,7 +196,7 @@ def bench_sampler_cpu(duration_s: float) -> dict:
         trace = PowerTrace(STEPS)
         fake = amd_fake(n_gpus, trace, energy_counter=False)
         try:
-            r = run_child(SAMPLER_CPU, [str(duration_s)], child_env(fake))
+            r = run_child(sys.executable, SAMPLER_CPU, [str(duration_s)], child_env(fake))
         finally:
             fake.close()
         share = r["cpu_s"] / r["wall_s"]
