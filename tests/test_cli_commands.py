@@ -78,7 +78,9 @@ def test_doctor_names_reason_and_fix_for_every_missing_source(tmp_path, capsys):
             assert u["fix"] in text
     if not any(c["kind"] == "gpu" for c in diag["components"]):
         nvml = missing[("nvml", "gpu")]
-        assert "libnvidia-ml" in nvml["reason"] or "NVML" in nvml["reason"]
+        # No library at all, or (when an earlier test loaded the fake one in this process)
+        # a library without a driver behind it.
+        assert any(w in nvml["reason"] for w in ("libnvidia-ml", "NVML", "NVIDIA management"))
         assert nvml["fix"] and nvml["fix"] in text
     assert "Carbon:" in text and "gCO2e/kWh" in text
 

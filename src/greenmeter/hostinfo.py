@@ -162,6 +162,7 @@ def software_versions() -> dict[str, str | None]:
         "pytorch_lightning": package_version("pytorch-lightning", "pytorch_lightning"),
         "transformers": package_version("transformers"),
         "nvidia_ml_py": package_version("nvidia-ml-py", "pynvml"),
+        "amdsmi": package_version("amdsmi"),
         "pydantic": package_version("pydantic"),
     }
 

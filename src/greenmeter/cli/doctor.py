@@ -104,6 +104,39 @@ def diagnose(
     return out
 
 
+def _gpu_lines(c: dict[str, Any]) -> list[str]:
+    """What a GPU component reads, where the board is, and why it is shared, if it is."""
+    d = c["detail"]
+    reading = [str(d.get("power_source", "unknown reading"))]
+    if d.get("read_cost_ms"):
+        reading.append(f"one read {d['read_cost_ms']} ms")
+    if d.get("counter_step_s"):
+        reading.append(f"counter step {float(d['counter_step_s']) * 1e3:.3g} ms")
+    labels = (("pci_bus_id", "PCI"), ("rocr_uuid", "ROCm id"), ("driver_version", "driver"))
+    board = [f"{label} {d[key]}" for key, label in labels if d.get(key)]
+    if d.get("power_limit_w"):
+        board.append(f"power cap {d['power_limit_w']} W")
+    lines = [f"      reading: {', '.join(reading)}"]
+    if board:
+        lines.append(f"      board: {', '.join(board)}")
+    why = []
+    if d.get("mig") == "true":
+        why.append("MIG is on (the parent board is measured)")
+    partitions = d.get("partitions", "1")
+    if partitions.isdigit() and int(partitions) > 1:
+        mode = f" {d['compute_partition']}" if d.get("compute_partition") else ""
+        why.append(
+            f"split into {partitions}{mode} partitions, this process uses "
+            f"{d.get('visible_partitions') or 'none'} (the whole board is measured once)"
+        )
+    other = d.get("other_processes", "0")
+    if other.isdigit() and int(other) > 0:
+        why.append(f"{other} other process(es) on it")
+    if why:
+        lines.append(f"      shared: {'; '.join(why)}")
+    return lines
+
+
 def format_diagnosis(diag: dict[str, Any]) -> str:
     """The human-readable text of :func:`diagnose`'s result."""
     lines = [f"greenmeter {diag['greenmeter_version']} on {diag['host']}", ""]
@@ -116,6 +149,8 @@ def format_diagnosis(diag: dict[str, Any]) -> str:
             for key in ("model", "constants", "source"):
                 if c["detail"].get(key):
                     lines.append(f"      {key}: {c['detail'][key]}")
+        if c["kind"] == "gpu":
+            lines += _gpu_lines(c)
     if diag["unavailable"]:
         lines += ["", "Not available:"]
         for u in diag["unavailable"]:

@@ -66,6 +66,9 @@ def hardware(report: Report) -> str:
             desc += f", driver {gpu.driver_version}"
         if gpu.mig:
             desc += ", MIG slice (parent board measured)"
+        if (gpu.partitions or 1) > 1:
+            mode = f" {gpu.compute_partition}" if gpu.compute_partition else ""
+            desc += f", split into {gpu.partitions}{mode} partitions (whole board measured)"
         gpus[desc] += 1
     if gpus:
         parts.append("GPU: " + "; ".join(f"{n} × {d}" for d, n in gpus.items()))

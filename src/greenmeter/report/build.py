@@ -355,13 +355,19 @@ def _component(info: Any, host: str, status: Any, warn: _Warnings) -> Component:
     return CounterComponent(method="counter", sampling_period_s=period, **common)
 
 
+#: The vendor of a GPU component whose details do not name one, by sensor.
+_GPU_VENDORS = {"nvml": "nvidia", "amdsmi": "amd"}
+
+
 def _gpu(component: Component) -> GpuInfo:
     d = component.detail
     uuid_ = d.get("uuid") or component.id.partition(":")[2] or component.id
+    vendor = d.get("vendor") or _GPU_VENDORS.get(component.sensor)
     return GpuInfo(
         uuid=uuid_,
         component=component.key,
         host=component.host,
+        vendor=vendor if vendor in ("nvidia", "amd") else None,
         name=d.get("name"),
         index=_opt_int(d.get("index")),
         driver_version=d.get("driver_version"),
@@ -370,6 +376,8 @@ def _gpu(component: Component) -> GpuInfo:
         power_limit_w=_opt_float(d.get("power_limit_w")),
         mig=d.get("mig", "false").lower() == "true",
         parent_uuid=d.get("parent_uuid"),
+        compute_partition=d.get("compute_partition"),
+        partitions=_opt_int(d.get("partitions")),
         shared=component.shared,
     )
 

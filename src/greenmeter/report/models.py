@@ -159,6 +159,9 @@ class GpuInfo(_Model):
     uuid: str
     component: str = Field(description="Key of the component measuring it.")
     host: Name
+    vendor: Literal["nvidia", "amd"] | None = Field(
+        None, description="Who made it: 'nvidia' (read through NVML) or 'amd' (AMD SMI)."
+    )
     name: str | None = None
     index: NonNegInt | None = None
     driver_version: str | None = None
@@ -167,6 +170,14 @@ class GpuInfo(_Model):
     power_limit_w: NonNegFloat | None = None
     mig: bool = Field(False, description="A MIG slice: the reading is its parent board's.")
     parent_uuid: str | None = None
+    compute_partition: str | None = Field(
+        None,
+        description="AMD compute partition mode of the board (SPX, DPX, QPX, CPX); the "
+        "reading is the whole board's, however many partitions the run used.",
+    )
+    partitions: NonNegInt | None = Field(
+        None, description="Logical GPUs the board is split into (AMD compute partitions)."
+    )
     shared: bool = Field(False, description="Other work may draw on the same board.")
 
 
@@ -181,6 +192,7 @@ class SoftwareInfo(_Model):
     pytorch_lightning: str | None = None
     transformers: str | None = None
     nvidia_ml_py: str | None = None
+    amdsmi: str | None = Field(None, description="The amdsmi package (AMD SMI's binding).")
     pydantic: str | None = None
 
 
