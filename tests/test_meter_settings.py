@@ -15,6 +15,7 @@ import pytest
 import greenmeter.options as options_mod
 from greenmeter import EnergyMeter
 from greenmeter.core.meter import GreenMeterWarning
+from greenmeter.report import Report
 from greenmeter.report.tags import TagError
 from greenmeter.testing import PowerTrace
 from greenmeter.testing.sensors import TraceSensor
@@ -135,3 +136,29 @@ def test_process_scope_leaves_out_a_busy_neighbour(tmp_path, monkeypatch):
     machine = reports["machine"].totals.it_energy_j
     assert machine > 0
     assert process < 0.05 * machine, (process, machine)
+
+
+def test_greenmeter_run_passes_the_scope_through(tmp_path, monkeypatch):
+    from greenmeter.runner import TESTING_TRACES_ENV, RunOptions, run
+
+    monkeypatch.delenv(TESTING_TRACES_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".git").mkdir()
+    empty = tmp_path / "powercap"
+    empty.mkdir()
+    out = tmp_path / "run.json"
+    for scope in ("machine", "process"):
+        options = RunOptions(
+            command=[sys.executable, "-c", "pass"],
+            output=out,
+            powercap_root=str(empty),
+            gpu=False,
+            carbon=False,
+            quiet=True,
+            include_git=False,
+            estimate_scope=scope,
+        )
+        assert run(options) == 0
+        report = Report.load(out)
+        assert {c.scope for c in report.components} == {scope}
+        assert report.extra["estimate_scope"] == scope

@@ -141,7 +141,10 @@ class EnergyMeter:
         self.count_host = (self.local_rank == 0) if count_host is None else bool(count_host)
         self.host = socket.gethostname()
         self.handle_signals = bool(handle_signals)
-        self.estimate_scope, self.estimate_scope_source = resolve_estimate_scope(estimate_scope)
+        if estimate_scope is not None:
+            resolve_estimate_scope(estimate_scope)  # a bad value raises here, not at start
+        self._estimate_scope_arg = estimate_scope
+        self._estimate_scope: tuple[str, str] | None = None
         #: Extra arguments for every report of this run (``model=``, ``status=``...).
         self.report_kwargs: dict[str, Any] = {}
         self.run = Run(
@@ -204,6 +207,22 @@ class EnergyMeter:
         return dict(self.run.tags)
 
     @property
+    def estimate_scope(self) -> str:
+        """``"process"`` or ``"machine"``: what the CPU/RAM estimate covers (decided at
+        the first use, so the config file is read only when an estimate is built)."""
+        if self._estimate_scope is None:
+            self._estimate_scope = resolve_estimate_scope(self._estimate_scope_arg)
+        return self._estimate_scope[0]
+
+    @property
+    def estimate_scope_source(self) -> str:
+        """Where :attr:`estimate_scope` came from: ``"argument"``, the variable, the
+        config file's path, or ``"default"``."""
+        self.estimate_scope  # noqa: B018 - decides it
+        assert self._estimate_scope is not None
+        return self._estimate_scope[1]
+
+    @property
     def sample_interval_s(self) -> float:
         """The background sampler period, seconds."""
         return self.core.sample_interval_s
@@ -224,7 +243,7 @@ class EnergyMeter:
             sample_interval_s=self.core.sample_interval_s,
             count_host=self.count_host,
             host=self.host,
-            estimate_scope=self.estimate_scope,
+            estimate_scope=lambda: self.estimate_scope,
         )
         return list(found.sensors), list(found.unavailable)
 

@@ -26,6 +26,8 @@ from greenmeter.sensors.bounded import BoundedSensor
 
 __all__ = ["Counters", "Totals"]
 
+_NONE: frozenset[str] = frozenset()
+
 
 class Counters:
     """The sensors a meter reads, behind one read path.
@@ -54,8 +56,9 @@ class Counters:
         if len(set(ids)) != len(ids):
             raise ValueError(f"two sensors report the same component id: {sorted(ids)}")
         self.ids: tuple[str, ...] = tuple(ids)
-        self._own: list[tuple[str, ...]] = [
-            tuple(c.id for c in s.components()) for s in self.sensors
+        self._plan: list[tuple[Sensor, tuple[str, ...], bool]] = [
+            (s, tuple(c.id for c in s.components()), isinstance(s, BoundedSensor))
+            for s in self.sensors
         ]
         self._baseline: dict[str, float] = {}
         self._on_error = on_error
@@ -73,30 +76,32 @@ class Counters:
         """
         raw, stale = self._raw(now)
         base = self._baseline
-        # a component that could not be read at the start counts from its first value
-        return Reading(now, {cid: v - base.setdefault(cid, v) for cid, v in raw.items()}, stale)
+        try:
+            energy = {cid: value - base[cid] for cid, value in raw.items()}
+        except KeyError:  # could not be read at the start: counts from its first value
+            energy = {cid: value - base.setdefault(cid, value) for cid, value in raw.items()}
+        return Reading(now, energy, stale)
 
     def _raw(self, now: float) -> tuple[dict[str, float], frozenset[str]]:
         raw: dict[str, float] = {}
-        stale: set[str] = set()
-        for sensor, own in zip(self.sensors, self._own, strict=True):
+        stale: set[str] | None = None
+        for sensor, own, bounded in self._plan:
             try:
-                if isinstance(sensor, BoundedSensor):
-                    values, fresh = sensor.read_fresh(now)
-                    if not fresh:
-                        stale.update(own)
+                if bounded:
+                    values, fresh = sensor.read_fresh(now)  # type: ignore[attr-defined]
                 else:
-                    values = sensor.read(now)
+                    values, fresh = sensor.read(now), True
             except Exception as exc:  # a sensor bug must not reach the user's code
                 for comp in sensor.components():
                     sensor.degrade(
                         comp.id, f"reading {sensor.name} failed: {exc!r}", "sensor.read_error", now
                     )
-                stale.update(own)
-                continue
+                values, fresh = {}, False
             raw.update(values)
-            stale.update(cid for cid in own if cid not in values)
-        return raw, frozenset(stale)
+            if not fresh or len(values) < len(own):
+                stale = stale if stale is not None else set()
+                stale.update(own if not fresh else (c for c in own if c not in values))
+        return raw, frozenset(stale) if stale else _NONE
 
     def poll(self, index: int, now: float) -> None:
         """Periodic work of sensor ``index`` (wrap guard, sampling); never raises."""

@@ -29,8 +29,11 @@ def coalesce(intervals: Iterable[tuple[float, float]], limit: int) -> list[tuple
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit!r}")
+    items = list(intervals)
+    if any(items[k][0] < items[k - 1][0] for k in range(1, len(items))):
+        items.sort()  # the meter appends in time order: usually sorted already
     spans: list[tuple[float, float]] = []
-    for start, end in sorted(intervals):
+    for start, end in items:
         if spans and start <= spans[-1][1]:
             if end > spans[-1][1]:
                 spans[-1] = (spans[-1][0], end)
@@ -39,9 +42,9 @@ def coalesce(intervals: Iterable[tuple[float, float]], limit: int) -> list[tuple
     excess = len(spans) - limit
     if excess <= 0:
         return spans
-    # join across the `excess` smallest gaps (ties: the earlier gap first)
-    by_gap = sorted(range(len(spans) - 1), key=lambda k: (spans[k + 1][0] - spans[k][1], k))
-    joined = set(by_gap[:excess])
+    # join across the `excess` smallest gaps (ties: the earlier gap first; sort is stable)
+    gaps = [spans[k + 1][0] - spans[k][1] for k in range(len(spans) - 1)]
+    joined = set(sorted(range(len(gaps)), key=gaps.__getitem__)[:excess])
     out = [spans[0]]
     for k in range(1, len(spans)):
         if k - 1 in joined:

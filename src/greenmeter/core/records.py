@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from greenmeter.sensors.base import ComponentInfo, ComponentStatus, SensorWarning, Unavailable
 
@@ -104,8 +105,7 @@ class TimelinePoint:
     energy_j: dict[str, float]
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """Every component's cumulative energy and the one instant it holds at.
 
     The sampler hands these to reading listeners (live exporters) and builds the
