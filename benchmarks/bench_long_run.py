@@ -89,7 +89,7 @@ def state_bytes(meter: EnergyMeter) -> int:
         return total
 
     core = meter.core
-    parts = (core._book.states, core._timeline.points, core._warnings, core._totals.current())
+    parts = (core._book.states, core._timeline.points, core._notes.items(), core._totals.current())
     return sum(size(p) for p in parts)
 
 
