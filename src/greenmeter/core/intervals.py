@@ -8,12 +8,15 @@ intensity survive longest.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 __all__ = ["coalesce"]
 
 
-def coalesce(intervals: Iterable[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+def coalesce(
+    intervals: Iterable[tuple[float, float]], limit: int, *, disjoint: bool = False
+) -> list[tuple[float, float]]:
     """At most ``limit`` spans covering ``intervals``, sorted by start.
 
     Overlapping spans are merged first; then neighbours separated by the smallest gaps
@@ -23,32 +26,37 @@ def coalesce(intervals: Iterable[tuple[float, float]], limit: int) -> list[tuple
     Args:
         intervals: ``(start, end)`` pairs, any order; ``end >= start``.
         limit: Most spans to return (at least 1).
+        disjoint: The caller guarantees ``intervals`` are sorted and do not overlap (a
+            meter's stretches of one phase): the sorting and merging pass is skipped.
 
     Raises:
         ValueError: ``limit`` is below 1.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit!r}")
-    items = list(intervals)
-    if any(items[k][0] < items[k - 1][0] for k in range(1, len(items))):
-        items.sort()  # the meter appends in time order: usually sorted already
     spans: list[tuple[float, float]] = []
-    for start, end in items:
-        if spans and start <= spans[-1][1]:
-            if end > spans[-1][1]:
-                spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((start, end))
+    if disjoint:
+        spans = list(intervals)
+    else:
+        for start, end in sorted(intervals):
+            if spans and start <= spans[-1][1]:
+                if end > spans[-1][1]:
+                    spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
     excess = len(spans) - limit
     if excess <= 0:
         return spans
-    # join across the `excess` smallest gaps (ties: the earlier gap first; sort is stable)
-    gaps = [spans[k + 1][0] - spans[k][1] for k in range(len(spans) - 1)]
-    joined = set(sorted(range(len(gaps)), key=gaps.__getitem__)[:excess])
+    # join across the `excess` smallest gaps; among equal gaps, the earlier ones first
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
+    threshold = sorted(gaps)[excess - 1]
+    ties = excess - sum(1 for g in gaps if g < threshold)
     out = [spans[0]]
-    for k in range(1, len(spans)):
-        if k - 1 in joined:
-            out[-1] = (out[-1][0], spans[k][1])
+    for gap, span in zip(gaps, spans[1:], strict=True):
+        if gap < threshold or (gap == threshold and ties > 0):
+            if gap == threshold:
+                ties -= 1
+            out[-1] = (out[-1][0], span[1])
         else:
-            out.append(spans[k])
+            out.append(span)
     return out

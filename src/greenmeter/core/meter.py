@@ -291,7 +291,7 @@ class Meter:
         with self._lock:
             now = time.monotonic()  # inside the lock: boundaries are ordered in time
             path = self._book.path_for(parent_path, name)
-            state = self._book.open(path, kind, now, lambda: self._boundary(now))
+            state = self._book.open(path, kind, now, self._boundary)
         handle = PhaseHandle(self, state)
         stack.append(handle)
         if self._listeners or self._observers.active:
@@ -314,9 +314,7 @@ class Meter:
             self._run_sync_hooks()
         with self._lock:
             now = time.monotonic()
-            closed = not self._stopped and self._book.close(
-                handle._state, now, lambda: self._boundary(now)
-            )
+            closed = not self._stopped and self._book.close(handle._state, now, self._boundary)
         if closed and (self._listeners or self._observers.active):
             self._tell("phase_exited", handle.path, now)
         if self._after_boundary is not None:

@@ -76,6 +76,9 @@ class PhaseBook:
 
     def path_for(self, parent: tuple[str, ...], name: str) -> tuple[str, ...]:
         """The path a phase ``name`` under ``parent`` is recorded at, bounds applied."""
+        path = (*parent, name)
+        if path in self.states:
+            return path
         if len(parent) >= MAX_PHASE_DEPTH:
             self._note(
                 "meter.phase_too_deep",
@@ -101,9 +104,10 @@ class PhaseBook:
     # -- boundaries -----------------------------------------------------------------------
 
     def open(
-        self, path: tuple[str, ...], kind: str, now: float, boundary: Callable[[], Boundary]
+        self, path: tuple[str, ...], kind: str, now: float, boundary: Callable[[float], Boundary]
     ) -> PhaseState:
-        """One more instance of ``path`` opens at ``now``; reads only when it becomes active."""
+        """One more instance of ``path`` opens at ``now``; reads (``boundary(now)``) only when
+        it becomes active."""
         state = self.states.get(path)
         if state is None:
             if path[-1] == OVERFLOW_PHASE:
@@ -115,19 +119,19 @@ class PhaseBook:
             record.first_start_mono = now
         if state.active == 0:
             state.open_since = now
-            state.open_energy, state.open_fresh = boundary()
+            state.open_energy, state.open_fresh = boundary(now)
             record.open = True
             self.active[path] = state
         state.active += 1
         return state
 
-    def close(self, state: PhaseState, now: float, boundary: Callable[[], Boundary]) -> bool:
+    def close(self, state: PhaseState, now: float, boundary: Callable[[float], Boundary]) -> bool:
         """One instance closes; True when the path became inactive (it was read)."""
         if state.active == 0:
             return False
         state.active -= 1
         if state.active == 0:
-            energy, fresh = boundary()
+            energy, fresh = boundary(now)
             self._settle(state, now, energy, fresh)
         return True
 
@@ -159,7 +163,7 @@ class PhaseBook:
         intervals = record.intervals_mono
         intervals.append((state.open_since, now))
         if len(intervals) > MAX_INTERVALS:
-            record.intervals_mono = coalesce(intervals, MAX_INTERVALS // 2)
+            record.intervals_mono = coalesce(intervals, MAX_INTERVALS // 2, disjoint=True)
 
     @staticmethod
     def _peak(record: PhaseRecord, power_w: float) -> None:
