@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from greenmeter.core.meter import Meter
     from greenmeter.core.phases import PhaseState
 
 __all__ = [
     "GreenMeterWarning",
     "InertHandle",
     "MeterError",
+    "Owner",
     "PhaseHandle",
     "PhaseListener",
     "measured",
@@ -43,7 +43,7 @@ class PhaseListener(Protocol):
     Used to forward a child process's phases to ``greenmeter run``. Methods are called
     outside the meter's lock, after the boundary was recorded; an exception is reported
     once as a warning and never reaches the user's code. A listener that may be slow
-    should be an observer instead (:meth:`Meter.add_observer`).
+    should be an observer instead (:meth:`greenmeter.core.meter.Meter.add_observer`).
     """
 
     def phase_entered(self, path: tuple[str, ...], kind: str, t_mono: float) -> None: ...
@@ -55,8 +55,32 @@ class PhaseListener(Protocol):
     ) -> None: ...
 
 
+class Owner(Protocol):
+    """What a handle and :func:`measured` need of their meter
+    (:class:`greenmeter.core.meter.Meter`)."""
+
+    _lock: Any
+    warned_unmeasured: bool
+
+    @property
+    def inert(self) -> bool: ...
+
+    @property
+    def stopped(self) -> bool: ...
+
+    def enter(self, name: str, kind: str | None = None) -> PhaseHandle: ...
+
+    def exit(self, handle: PhaseHandle) -> None: ...
+
+    def _add_items(
+        self, state: PhaseState, samples: int | None, tokens: int | None, steps: int | None
+    ) -> None: ...
+
+    def _record_latency(self, state: PhaseState, latency_s: float) -> None: ...
+
+
 class PhaseHandle:
-    """One open instance of a phase; returned by :meth:`Meter.enter`.
+    """One open instance of a phase; returned by :meth:`greenmeter.core.meter.Meter.enter`.
 
     Use it to attribute work to the phase (:meth:`add`), record per-call latencies
     (:meth:`record_latency`) and to close it (:meth:`exit`).
@@ -64,7 +88,7 @@ class PhaseHandle:
 
     __slots__ = ("_closed", "_meter", "_state", "path")
 
-    def __init__(self, meter: Meter, state: PhaseState) -> None:
+    def __init__(self, meter: Owner, state: PhaseState) -> None:
         self._meter = meter
         self._state = state
         self.path: tuple[str, ...] = state.record.path
@@ -107,7 +131,7 @@ class PhaseHandle:
 class InertHandle(PhaseHandle):
     """A handle in a forked child process: records nothing, so nothing is counted twice."""
 
-    def __init__(self, meter: Meter, path: tuple[str, ...]) -> None:
+    def __init__(self, meter: Owner, path: tuple[str, ...]) -> None:
         self._meter = meter
         self._state = None  # type: ignore[assignment]
         self.path = path
@@ -123,7 +147,7 @@ class InertHandle(PhaseHandle):
         return None
 
 
-def measured(meter: Meter, fn: F, phase_name: str, kind: str | None) -> F:
+def measured(meter: Owner, fn: F, phase_name: str, kind: str | None) -> F:
     """``fn`` with each call measured as one entry of ``phase_name`` on ``meter``.
 
     Each call adds one to the phase's ``count`` and records its latency (seconds, wall
