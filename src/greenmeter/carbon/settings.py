@@ -46,7 +46,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["ENV_VARS", "find_config_file", "from_env", "from_file"]
+__all__ = ["ENV_VARS", "MEASUREMENT_KEYS", "find_config_file", "from_env", "from_file", "setting"]
+
+#: Keys of the config file that configure the measurement, not carbon: top level of
+#: ``greenmeter.toml`` or ``[tool.greenmeter]`` of ``pyproject.toml``.
+MEASUREMENT_KEYS = ("estimate_scope",)
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -206,3 +210,34 @@ def from_file(path: Path) -> tuple[CarbonConfig, str]:
         raise CarbonError(f"{label}: {exc}") from None
     except TypeError as exc:  # pragma: no cover - guarded by the key filter
         raise CarbonError(f"{label}: {exc}") from None
+
+
+def setting(
+    key: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Any, str] | None:
+    """A measurement setting (:data:`MEASUREMENT_KEYS`) from the config file, and where.
+
+    The file is ``$GREENMETER_CONFIG`` or the one :func:`find_config_file` finds; the key
+    is read at the top level of ``greenmeter.toml`` or under ``[tool.greenmeter]`` of
+    ``pyproject.toml``. None when unset.
+
+    Raises:
+        CarbonError: the file cannot be read or is not valid TOML.
+    """
+    environ = os.environ if env is None else env
+    given = environ.get("GREENMETER_CONFIG", "").strip()
+    try:
+        path = Path(given) if given else find_config_file(cwd if cwd is not None else Path.cwd())
+    except FileNotFoundError:  # the working directory was removed: no config file
+        return None
+    if path is None or not path.is_file():
+        return None
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        table = data.get("tool", {}).get("greenmeter", {})
+        label = f"{path} [tool.greenmeter]"
+    else:
+        table, label = data, str(path)
+    if not isinstance(table, dict) or key not in table:
+        return None
+    return table[key], label

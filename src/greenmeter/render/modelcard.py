@@ -81,6 +81,12 @@ def _source(reports: Sequence[Report], counted: list[str]) -> str:
     return text
 
 
+def _yaml_float(value: float) -> str:
+    """``value`` as a YAML float: YAML 1.1 readers take ``6e-05`` for a string."""
+    text = repr(value)
+    return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
+
+
 def hf_card(reports: Sequence[Report]) -> str:
     """The model card metadata block, with ``---`` fences, ready for a README.md."""
     total = 0.0
@@ -95,7 +101,7 @@ def hf_card(reports: Sequence[Report]) -> str:
     lines = [
         "---",
         "co2_eq_emissions:",
-        f"  emissions: {round(total, 6)!r}",
+        f"  emissions: {_yaml_float(round(total, 6))}",
         f"  source: {yaml_string(_source(reports, counted))}",
     ]
     if training_type:

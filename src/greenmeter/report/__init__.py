@@ -28,6 +28,7 @@ from greenmeter.report.io import (
 )
 from greenmeter.report.merge import merge_reports
 from greenmeter.report.models import (
+    FILES,
     SCHEMA_VERSION,
     Component,
     Confidence,
@@ -52,6 +53,8 @@ from greenmeter.report.models import (
     component_key,
 )
 from greenmeter.report.schema import json_schema, write_schema
+
+FILES.update(load=load_report, save=save_report)
 
 __all__ = [
     "MAX_REPORT_BYTES",

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from greenmeter.records import PHASE_KINDS, MeterSnapshot, PhaseRecord
+from greenmeter.core.intervals import coalesce as _coalesce
+from greenmeter.core.records import PHASE_KINDS, MeterSnapshot, PhaseRecord
 from greenmeter.report.confidence import ComponentFacts, phase_confidence
 from greenmeter.report.efficiency import efficiency
 from greenmeter.report.errors import ReportError, format_validation_error
@@ -281,22 +282,6 @@ def _segments(
         span = sum(b - a for a, b, _ in pieces)
         out = [(to_utc(a), to_utc(b), energy_j * (b - a) / span) for a, b, _ in pieces]
     return out
-
-
-def _coalesce(intervals: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
-    """Merge the closest neighbours until at most ``limit`` intervals remain."""
-    ivs = sorted(intervals)
-    while len(ivs) > limit:
-        gaps = sorted(range(len(ivs) - 1), key=lambda k: ivs[k + 1][0] - ivs[k][1])
-        drop = set(gaps[: len(ivs) - limit])
-        merged: list[tuple[float, float]] = []
-        for k, iv in enumerate(ivs):
-            if merged and (k - 1) in drop:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], iv[1]))
-            else:
-                merged.append(iv)
-        ivs = merged
-    return ivs
 
 
 def _downsample_reservoir(values: Sequence[float], limit: int) -> list[float]:

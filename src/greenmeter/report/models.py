@@ -15,6 +15,10 @@ Conventions, enforced by validation:
 * the figures that depend on each other are checked on load: kWh against joules,
   facility energy against IT energy x PUE, IT energy against the sum of its components,
   phase paths against the tree, component keys against the component list.
+
+Size: about 700 lines: the schema is one set of models that validate each other
+(phases against components, totals against phases); the JSON Schema is generated from
+it as a whole.
 """
 
 from __future__ import annotations
@@ -25,14 +29,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
+from greenmeter.core.limits import MAX_NAME_CHARS, MAX_PHASE_DEPTH, MAX_PHASES
+from greenmeter.report.efficiency import Efficiency, efficiency
+from greenmeter.report.fields import NonNegFloat, NonNegInt, StrictModel
 from greenmeter.report.tags import MAX_TAG_VALUE, MAX_TAGS
 
 __all__ = [
     "CONFIDENCE_LEVELS",
     "J_PER_KWH",
+    "MAX_PHASES",
+    "MAX_PHASE_DEPTH",
     "SCHEMA_VERSION",
     "Component",
     "ComponentKindName",
@@ -66,10 +75,8 @@ J_PER_KWH = 3_600_000.0
 MAX_TIMELINE_POINTS = 4096
 MAX_PHASE_INTERVALS = 1024
 MAX_LATENCY_SAMPLES = 4096
-#: Deepest phase nesting a report holds (a phase path has at most this many names).
-MAX_PHASE_DEPTH = 32
-#: Most distinct phase paths a report holds.
-MAX_PHASES = 10_000
+# MAX_PHASE_DEPTH (deepest nesting: names in a phase path) and MAX_PHASES (distinct phase
+# paths) come from greenmeter.core.limits, where the meter enforces them.
 
 _REL_TOL = 1e-6
 _ABS_TOL = 1e-6
@@ -82,9 +89,7 @@ def _to_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected."""
 
-NonNegFloat = Annotated[float, Field(ge=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-Name = Annotated[str, Field(min_length=1, max_length=512)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 #: A tag name: a letter or underscore, then letters, digits, ``_``, ``.`` or ``-``.
 TagKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
 TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
@@ -120,8 +125,7 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+_Model = StrictModel
 
 
 def _check_energy(obj: Any, pue: float, where: str) -> None:
@@ -307,24 +311,6 @@ class Items(_Model):
     steps: NonNegInt | None = None
 
 
-class Efficiency(_Model):
-    """Efficiency figures, all from IT energy; computed by ``greenmeter.report.efficiency``."""
-
-    energy_per_sample_j: NonNegFloat | None = None
-    energy_per_token_j: NonNegFloat | None = None
-    energy_per_step_j: NonNegFloat | None = None
-    samples_per_s: NonNegFloat | None = None
-    tokens_per_s: NonNegFloat | None = None
-    steps_per_s: NonNegFloat | None = None
-    latency_count: NonNegInt = 0
-    latency_mean_s: NonNegFloat | None = None
-    latency_p50_s: NonNegFloat | None = None
-    latency_p95_s: NonNegFloat | None = None
-    latency_p99_s: NonNegFloat | None = None
-    mean_power_w: NonNegFloat | None = None
-    peak_power_w: NonNegFloat | None = None
-
-
 class Confidence(_Model):
     """How far a phase's energy can be trusted; see ``greenmeter.report.confidence``."""
 
@@ -403,8 +389,6 @@ class Phase(_Model):
 
     def _check_efficiency(self) -> None:
         """The efficiency figures must be what their inputs give (one definition)."""
-        from greenmeter.report.efficiency import efficiency
-
         expected = efficiency(
             it_energy_j=self.it_energy_j,
             duration_s=self.duration_s,
@@ -691,19 +675,21 @@ class Report(_Model):
     @classmethod
     def load(cls, path: str | Path, *, max_bytes: int | None = None) -> Report:
         """Read and validate a report file; see :func:`greenmeter.report.io.load_report`."""
-        from greenmeter.report.io import load_report
-
-        return load_report(path, max_bytes=max_bytes)
+        return FILES["load"](path, max_bytes=max_bytes)  # type: ignore[no-any-return]
 
     def save(self, path: str | Path) -> Path:
         """Write the report atomically; see :func:`greenmeter.report.io.save_report`."""
-        from greenmeter.report.io import save_report
-
-        return save_report(self, path)
+        return FILES["save"](self, path)  # type: ignore[no-any-return]
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The report as JSON text (what :meth:`save` writes)."""
         return self.model_dump_json(indent=indent)
+
+
+#: The file reader and writer behind :meth:`Report.load` and :meth:`Report.save`
+#: (``"load"``, ``"save"``), set by :mod:`greenmeter.report` from
+#: :mod:`greenmeter.report.io`, which depends on this module and not the other way round.
+FILES: dict[str, Any] = {}
 
 
 def _check_co2e(co2e: Any, where: str) -> None:

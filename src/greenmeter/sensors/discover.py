@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +70,7 @@ def discover(
     host: str | None = None,
     use_pyrapl: bool = False,
     include_psys: bool = False,
-    estimate_scope: str = "machine",
+    estimate_scope: str | Callable[[], str] = "machine",
 ) -> Discovery:
     """Probe the energy sources of this host and pick the best per component.
 
@@ -87,7 +87,8 @@ def discover(
         host: Hostname recorded on the components.
         use_pyrapl: Try pyRAPL when the direct RAPL reader finds no counters.
         include_psys: Also measure the RAPL ``psys`` zone (separately from the packages).
-        estimate_scope: ``"machine"`` or ``"process"`` for the CPU/RAM estimate.
+        estimate_scope: ``"machine"`` or ``"process"`` for the CPU/RAM estimate, or a
+            function giving it (called only when an estimate is needed).
 
     Returns:
         A :class:`Discovery`.
@@ -137,7 +138,7 @@ def _discover_host(
     host: str | None,
     use_pyrapl: bool,
     include_psys: bool,
-    estimate_scope: str,
+    estimate_scope: str | Callable[[], str],
 ) -> None:
     from greenmeter.sensors import rapl
 
@@ -188,7 +189,12 @@ def _discover_host(
             from greenmeter.sensors.estimate import EstimateSensor
 
             found.sensors.append(
-                EstimateSensor(cpu=want_cpu, ram=want_ram, scope=estimate_scope, host=host)
+                EstimateSensor(
+                    cpu=want_cpu,
+                    ram=want_ram,
+                    scope=estimate_scope if isinstance(estimate_scope, str) else estimate_scope(),
+                    host=host,
+                )
             )
         except Exception as exc:
             found.unavailable.append(
