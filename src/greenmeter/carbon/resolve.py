@@ -114,6 +114,7 @@ def resolve(
     *,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    config_search: bool = True,
 ) -> CarbonAccountant:
     """Decide every carbon constant and return an accountant that applies them.
 
@@ -128,6 +129,8 @@ def resolve(
         config: User settings (None = all unset).
         cwd: Where to start looking for a config file (default: the working directory).
         env: Environment mapping (default: ``os.environ``); pass ``{}`` to ignore it.
+        config_search: Look for a config file from ``cwd`` upward (False: only
+            ``config.config_file``, if given).
 
     Raises:
         CarbonError: an invalid setting (unknown location, PUE < 1, malformed series...).
@@ -148,7 +151,11 @@ def resolve(
             raise CarbonError(f"config_file {str(cfg_path)!r} does not exist")
         steps.append(f"config file {cfg_path} (from {cfg_layer.label if cfg_layer else '?'})")
     else:
-        found = find_config_file(Path(cwd) if cwd is not None else Path.cwd())
+        found = (
+            find_config_file(Path(cwd) if cwd is not None else Path.cwd())
+            if config_search
+            else None
+        )
         cfg_path = found
         if found is not None:
             steps.append(f"config file found: {found}")

@@ -45,8 +45,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _carbon_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("carbon")
+def _carbon_options(p: argparse.ArgumentParser, title: str = "carbon") -> None:
+    g = p.add_argument_group(title)
     g.add_argument(
         "--location",
         metavar="WHERE",
@@ -62,12 +62,20 @@ def _carbon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pue",
         metavar="PUE",
-        help="power usage effectiveness (>= 1.0) or a preset: workstation, uptime-2024, "
-        "gcp, aws, azure",
+        help="power usage effectiveness (>= 1.0), e.g. the facility's published PUE, or a "
+        "preset: workstation, uptime-2024",
     )
     g.add_argument(
-        "--cloud", metavar="REGION", help="cloud region, e.g. aws:us-east-1, gcp:europe-west1"
+        "--cloud-region",
+        "--cloud",
+        dest="cloud",
+        metavar="REGION",
+        help="cloud region, e.g. aws:us-east-1, gcp:europe-west1 (Google regions use "
+        "Google's own published figure)",
     )
+
+
+_REDERIVE = "re-derive carbon (energy unchanged; the change is noted in the report)"
 
 
 def _hardware_options(p: argparse.ArgumentParser) -> None:
@@ -175,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--plot", metavar="IMAGE", help="also plot power over time to IMAGE (.png or .svg)"
     )
+    _carbon_options(rep, _REDERIVE)
 
     cmp_ = sub.add_parser(
         "compare",
@@ -190,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default md)",
     )
     cmp_.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _carbon_options(cmp_, _REDERIVE)
 
     mrg = sub.add_parser(
         "merge",

@@ -408,6 +408,14 @@ def _carbon_warnings(acct: Any, warn: _Warnings) -> None:
         warn.add(str(code), str(message))
 
 
+def _imported() -> list[str]:
+    """The ML frameworks this process has imported (what the run used, in process)."""
+    import sys
+
+    names = ("torch", "lightning", "pytorch_lightning", "transformers")
+    return [n for n in names if n in sys.modules]
+
+
 def _with_host(hours: Mapping[str, float], seconds: float, owner: bool) -> dict[str, float]:
     """Device-hours plus the host-hours embodied emissions use (0 for a non-owner rank)."""
     return {**hours, "host": seconds / 3600.0 if owner else 0.0}
@@ -608,7 +616,7 @@ def build_report(
     facts_host["hostname"] = host
     rank = max(0, int(snapshot.rank))
     hosts = [HostInfo(**facts_host, ranks=[rank])]
-    software = SoftwareInfo(**hostinfo.software_versions())
+    software = SoftwareInfo(**hostinfo.software_versions(), frameworks_imported=_imported())
     cmd = None
     if include_command:
         cmd = hostinfo.redact_command(command) if command is not None else hostinfo.command_line()

@@ -182,6 +182,11 @@ class SoftwareInfo(_Model):
     transformers: str | None = None
     nvidia_ml_py: str | None = None
     pydantic: str | None = None
+    frameworks_imported: list[str] | None = Field(
+        None,
+        description="ML frameworks (torch, lightning, pytorch_lightning, transformers) the "
+        "process that built the report had imported; None where not recorded.",
+    )
 
 
 class GitInfo(_Model):
