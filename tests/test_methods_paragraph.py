@@ -124,7 +124,9 @@ def test_paragraph_has_no_overstatement(reports: dict[str, Report], name: str) -
     assert "http" not in tex  # URLs live in the BibTeX entries, inside \url{}
     assert not re.search(r"range ([\d.e+-]+) to \1 g", text)  # no equal-ended ranges
     assert "×" not in text and "*" not in text  # prose, no formulas
-    assert "PyTorch" not in text and "Transformers" not in text  # not imported here
+    used = set(report.software.frameworks_imported or ())  # what this process imported
+    assert ("PyTorch " in text) is ("torch" in used)
+    assert ("Transformers " in text) is ("transformers" in used)
     bib = bibtex(report)
     for keys in re.findall(r"\\cite\{([^}]*)\}", tex):
         for key in keys.split(","):
@@ -150,3 +152,19 @@ def test_four_paragraphs_compile_with_pdflatex_and_bibtex(
     bbl = (tmp_path / "doc.bbl").read_text()
     for text in ("Ember", "greenmeter"):
         assert text in bbl
+
+
+def test_only_frameworks_the_process_imported_are_named(tmp_path: Path) -> None:
+    import sys
+
+    pytest.importorskip("torch")
+    report = _build(
+        make_snapshot(ids=["rapl:package-0"]),
+        resolve(CarbonConfig(location="FR"), env={}, cwd=tmp_path),
+    )
+    assert report.software.frameworks_imported is not None
+    assert "torch" in report.software.frameworks_imported
+    text = _text(report)
+    assert f"PyTorch {report.software.torch}" in text
+    if "transformers" not in sys.modules and report.software.transformers:
+        assert "Transformers" not in text  # installed, not used
