@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from greenmeter.carbon.accountant import CarbonAccountant, Refetch, StaticIntensity
 from greenmeter.carbon.config import CarbonConfig
 from greenmeter.carbon.constants import (
-    EMBODIED_COUNTED_PER,
-    EMBODIED_DEFAULTS,
-    EmbodiedDefault,
     pue_preset,
 )
 from greenmeter.carbon.dataset import (
@@ -34,12 +30,11 @@ from greenmeter.carbon.dataset import (
     world,
 )
 from greenmeter.carbon.errors import CarbonError
+from greenmeter.carbon.extras import embodied_settings, market_settings
+from greenmeter.carbon.layers import Layer, origin, pick, setting
 from greenmeter.carbon.models import (
     CarbonInfo,
-    EmbodiedDeviceInfo,
-    EmbodiedInfo,
     IntensityInfo,
-    MarketInfo,
     PueInfo,
     ResolvedFrom,
     TimeSeriesInfo,
@@ -55,39 +50,9 @@ def _dt(t_s: float) -> datetime:
     return datetime.fromtimestamp(t_s, tz=timezone.utc)
 
 
-@dataclass(frozen=True)
-class _Layer:
-    origin: ResolvedFrom  # "explicit" | "env" | "config_file"
-    config: CarbonConfig
-    label: str
-
-    def first(self, name: str) -> object | None:
-        return getattr(self.config, name)
-
-
-def _pick(layers: Sequence[_Layer], name: str) -> tuple[object | None, _Layer | None]:
-    for layer in layers:
-        value = layer.first(name)
-        if value is not None:
-            return value, layer
-    return None, None
-
-
 def _describe(rec: GridRecord) -> str:
     year = rec.year if rec.year is not None else "year n/a"
     return f"{rec.key} {rec.name}: {rec.g_per_kwh:g} {rec.unit} ({rec.source}, {year})"
-
-
-def _origin(layer: _Layer, kind: ResolvedFrom) -> ResolvedFrom:
-    return kind if layer.origin == "explicit" else layer.origin
-
-
-def _setting(layer: _Layer, name: str, env_names: Mapping[str, str]) -> str:
-    if layer.origin == "env":
-        return f"environment {env_names.get(name, name)}"
-    if layer.origin == "config_file":
-        return f"config file {layer.label}: {name}"
-    return f"argument {name}"
 
 
 def _grid_intensity(rec: GridRecord, resolved_from: ResolvedFrom, **extra: object) -> IntensityInfo:
@@ -142,9 +107,9 @@ def resolve(
     steps: list[str] = []
     warnings: list[tuple[str, str]] = []
     env_cfg, env_names = from_env(environ)
-    layers = [_Layer("explicit", config, "argument"), _Layer("env", env_cfg, "environment")]
+    layers = [Layer("explicit", config, "argument"), Layer("env", env_cfg, "environment")]
 
-    cfg_path_raw, cfg_layer = _pick(layers, "config_file")
+    cfg_path_raw, cfg_layer = pick(layers, "config_file")
     if cfg_path_raw is not None:
         cfg_path = Path(os.fspath(cfg_path_raw))  # type: ignore[arg-type]
         if not cfg_path.is_file():
@@ -161,12 +126,12 @@ def resolve(
             steps.append(f"config file found: {found}")
     if cfg_path is not None:
         file_cfg, label = from_file(cfg_path)
-        layers.append(_Layer("config_file", file_cfg, label))
+        layers.append(Layer("config_file", file_cfg, label))
 
     # Cloud region (also sets the default PUE).
-    cloud_raw, _ = _pick(layers, "cloud")
+    cloud_raw, _ = pick(layers, "cloud")
     cloud: CloudRegion | None = lookup_cloud(str(cloud_raw)) if cloud_raw is not None else None
-    provider_fig_raw, _ = _pick(layers, "use_provider_figure")
+    provider_fig_raw, _ = pick(layers, "use_provider_figure")
     use_provider = provider_fig_raw is not False  # the provider's own figure by default
 
     # Grid intensity.
@@ -185,27 +150,27 @@ def resolve(
                 range_note="range given with the intensity" if ranged else None,
                 basis="user",
                 source=c.intensity_source
-                or f"user-supplied ({_setting(layer, 'intensity_g_per_kwh', env_names)})",
+                or f"user-supplied ({setting(layer, 'intensity_g_per_kwh', env_names)})",
                 licence=None,
-                resolved_from=_origin(layer, "explicit"),
+                resolved_from=origin(layer, "explicit"),
             )
             static = StaticIntensity(
                 value,
                 c.intensity_low_g_per_kwh if c.intensity_low_g_per_kwh is not None else value,
                 c.intensity_high_g_per_kwh if c.intensity_high_g_per_kwh is not None else value,
             )
-            where = _setting(layer, "intensity_g_per_kwh", env_names)
+            where = setting(layer, "intensity_g_per_kwh", env_names)
             steps.append(f"intensity {value:g} gCO2e/kWh from {where}")
             break
         if c.location is not None:
             grid_rec = lookup(c.location)
             intensity = _grid_intensity(
                 grid_rec,
-                _origin(layer, "location"),
+                origin(layer, "location"),
                 cloud_region=cloud.key if cloud else None,
             )
             steps.append(
-                f"location {c.location!r} from {_setting(layer, 'location', env_names)} -> "
+                f"location {c.location!r} from {setting(layer, 'location', env_names)} -> "
                 f"{_describe(grid_rec)}"
             )
             if c.cloud is not None and cloud is not None:
@@ -217,11 +182,11 @@ def resolve(
             if use_provider and region.provider_figure is not None:
                 rec = region.provider_figure
                 intensity = _grid_intensity(
-                    rec, _origin(layer, "cloud"), cloud_region=region.key, provider_figure=True
+                    rec, origin(layer, "cloud"), cloud_region=region.key, provider_figure=True
                 )
                 intensity = intensity.model_copy(update={"location": region.grid.key})
                 steps.append(
-                    f"cloud {region.key} from {_setting(layer, 'cloud', env_names)} -> provider "
+                    f"cloud {region.key} from {setting(layer, 'cloud', env_names)} -> provider "
                     f"figure {rec.g_per_kwh:g} {rec.unit} ({rec.source}, {rec.year})"
                 )
             else:
@@ -232,11 +197,11 @@ def resolve(
                         "location= for the region's grid"
                     )
                 intensity = _grid_intensity(
-                    region.grid, _origin(layer, "cloud"), cloud_region=region.key
+                    region.grid, origin(layer, "cloud"), cloud_region=region.key
                 )
                 steps.append(
                     f"cloud {region.key} ({region.city}) from "
-                    f"{_setting(layer, 'cloud', env_names)} -> grid {_describe(region.grid)}"
+                    f"{setting(layer, 'cloud', env_names)} -> grid {_describe(region.grid)}"
                 )
             break
     if intensity is None:
@@ -264,7 +229,7 @@ def resolve(
         static = StaticIntensity(v, v if low is None else low, v if high is None else high)
 
     # PUE.
-    pue_raw, pue_layer = _pick(layers, "pue")
+    pue_raw, pue_layer = pick(layers, "pue")
     if pue_raw is not None and pue_layer is not None:
         pc = pue_layer.config
         if isinstance(pue_raw, str):
@@ -274,10 +239,10 @@ def resolve(
         else:
             pue_value = float(pue_raw)  # type: ignore[arg-type]
             p_low, p_high = pc.pue_low, pc.pue_high
-            pue_source = pc.pue_source or f"user-supplied ({_setting(pue_layer, 'pue', env_names)})"
+            pue_source = pc.pue_source or f"user-supplied ({setting(pue_layer, 'pue', env_names)})"
             preset_name = None
-        pue_from = _origin(pue_layer, "explicit")
-        steps.append(f"PUE {pue_value:g} from {_setting(pue_layer, 'pue', env_names)}")
+        pue_from = origin(pue_layer, "explicit")
+        steps.append(f"PUE {pue_value:g} from {setting(pue_layer, 'pue', env_names)}")
     else:
         pue_value, p_low, p_high, preset_name, pue_from = 1.0, None, None, None, "default"
         pue_source = "No PUE given: 1.0 assumed, no facility overhead counted."
@@ -296,12 +261,12 @@ def resolve(
     )
 
     # Time-varying intensity.
-    policy_raw, _ = _pick(layers, "series_out_of_range")
+    policy_raw, _ = pick(layers, "series_out_of_range")
     policy = str(policy_raw) if policy_raw is not None else "nearest"
     series: IntensitySeries | None = None
     ts_info: TimeSeriesInfo | None = None
-    series_raw, series_layer = _pick(layers, "intensity_series")
-    live_raw, _ = _pick(layers, "live_provider")
+    series_raw, series_layer = pick(layers, "intensity_series")
+    live_raw, _ = pick(layers, "live_provider")
     if series_raw is not None and series_layer is not None:
         series = load_series(os.fspath(series_raw))  # type: ignore[arg-type]
         ts_info = TimeSeriesInfo(
@@ -313,7 +278,7 @@ def resolve(
             bucket_s=series.step_s,
             out_of_range=policy,  # type: ignore[arg-type]
             source="user-supplied series ("
-            + _setting(series_layer, "intensity_series", env_names)
+            + setting(series_layer, "intensity_series", env_names)
             + ")",
             basis=series.basis,  # type: ignore[arg-type]
             zone=series.zone,
@@ -331,8 +296,8 @@ def resolve(
     if series_raw is None and live_raw is not None:
         series, ts_info, refetch = _fetch_live(layers, environ, grid_rec, policy, steps, warnings)
 
-    market, factor, share, uncovered = _market(layers, env_names)
-    embodied, embodied_info = _embodied(layers)
+    market, factor, share, uncovered = market_settings(layers, env_names)
+    embodied, embodied_info = embodied_settings(layers)
 
     info = CarbonInfo(
         intensity=intensity,
@@ -362,7 +327,7 @@ def resolve(
 
 
 def _fetch_live(
-    layers: Sequence[_Layer],
+    layers: Sequence[Layer],
     environ: Mapping[str, str],
     grid_rec: GridRecord | None,
     policy: str,
@@ -371,7 +336,7 @@ def _fetch_live(
 ) -> tuple[IntensitySeries | None, TimeSeriesInfo | None, Refetch | None]:
     from greenmeter.carbon.live import DEFAULT_BASE_URL, LiveFetchError, fetch_history, fetch_range
 
-    zone_raw, _ = _pick(layers, "live_zone")
+    zone_raw, _ = pick(layers, "live_zone")
     zone = str(zone_raw) if zone_raw is not None else None
     if zone is None and grid_rec is not None:
         zone = dataset()["locations"].get(grid_rec.key, {}).get("alpha2")
@@ -384,11 +349,11 @@ def _fetch_live(
             )
         )
         return None, None, None
-    base_raw, _ = _pick(layers, "live_base_url")
+    base_raw, _ = pick(layers, "live_base_url")
     base_url = str(base_raw) if base_raw is not None else DEFAULT_BASE_URL
-    token_env_raw, _ = _pick(layers, "live_token_env")
+    token_env_raw, _ = pick(layers, "live_token_env")
     token_env = str(token_env_raw) if token_env_raw is not None else DEFAULT_TOKEN_ENV
-    timeout_raw, _ = _pick(layers, "live_timeout_s")
+    timeout_raw, _ = pick(layers, "live_timeout_s")
     timeout_s = float(timeout_raw) if timeout_raw is not None else 5.0  # type: ignore[arg-type]
     token = environ.get(token_env) or None
 
@@ -467,104 +432,3 @@ def _basis_warning(rec: GridRecord, warnings: list[tuple[str, str]]) -> None:
                 "same basis",
             )
         )
-
-
-def _market(
-    layers: Sequence[_Layer], env_names: Mapping[str, str]
-) -> tuple[MarketInfo | None, float | None, float | None, float | None]:
-    """Market-based settings: (info, factor, renewable share, factor for the uncovered share)."""
-    for layer in layers:
-        c = layer.config
-        if c.market_factor_g_per_kwh is not None:
-            factor = c.market_factor_g_per_kwh
-            return (
-                MarketInfo(
-                    method="factor",
-                    factor_g_per_kwh=factor,
-                    note=(
-                        f"Market-based: facility energy x {factor:g} gCO2e/kWh "
-                        f"({_setting(layer, 'market_factor_g_per_kwh', env_names)}); reported "
-                        "beside the location-based figure, not netted from it."
-                    ),
-                ),
-                factor,
-                None,
-                None,
-            )
-        if c.renewable_share is not None:
-            share = c.renewable_share
-            residual, _ = _pick(layers, "residual_mix_g_per_kwh")
-            where = _setting(layer, "renewable_share", env_names)
-            if residual is not None:
-                r = float(residual)  # type: ignore[arg-type]
-                note = (
-                    f"Market-based: the contracted renewable share {share:g} at 0 gCO2e/kWh and "
-                    f"the rest at the residual mix {r:g} gCO2e/kWh ({where}); reported beside the "
-                    "location-based figure, not netted from it."
-                )
-                disclosure = None
-                basis = "residual_mix"
-            else:
-                r = None
-                basis = "location_average"
-                disclosure = (
-                    "No residual-mix factor was given, so the share not covered by contracts "
-                    "is charged at the location-based average; the GHG Protocol Scope 2 "
-                    "Guidance asks for the residual mix there, which is usually higher. Give "
-                    "residual_mix_g_per_kwh to use it."
-                )
-                note = (
-                    f"Market-based: location-based figure x (1 - {share:g}), the contracted "
-                    f"share at 0 gCO2e/kWh ({where}). {disclosure}"
-                )
-            return (
-                MarketInfo(
-                    method="renewable_share",
-                    renewable_share=share,
-                    uncovered_factor_g_per_kwh=r,
-                    uncovered_basis=basis,  # type: ignore[arg-type]
-                    disclosure=disclosure,
-                    note=note,
-                ),
-                None,
-                share,
-                r,
-            )
-    return None, None, None, None
-
-
-def _embodied(
-    layers: Sequence[_Layer],
-) -> tuple[dict[str, EmbodiedDefault] | None, EmbodiedInfo | None]:
-    """Embodied settings; a user kind 'cpu' means the server, counted once per host."""
-    embodied_raw, _ = _pick(layers, "embodied")
-    embodied: dict[str, EmbodiedDefault] | None = None
-    if embodied_raw is True:
-        embodied = dict(EMBODIED_DEFAULTS)
-    elif isinstance(embodied_raw, tuple):
-        embodied = {}
-        for kind, kg, hours, source in embodied_raw:
-            name = "server" if kind == "cpu" else kind
-            embodied[name] = EmbodiedDefault(name, kg, hours, source)
-    if embodied is None:
-        return None, None
-    per = {"host": "host", "board": "board"}
-    info = EmbodiedInfo(
-        devices=[
-            EmbodiedDeviceInfo(
-                kind=d.kind,
-                manufacturing_kgco2e=d.manufacturing_kgco2e,
-                lifetime_h=d.lifetime_h,
-                per_device_hour_g=d.per_device_hour_g,
-                counted_per=per.get(EMBODIED_COUNTED_PER.get(d.kind, ""), "device"),  # type: ignore[arg-type]
-                source=d.source,
-            )
-            for d in embodied.values()
-        ],
-        note=(
-            "Manufacturing emissions amortised linearly over the stated lifetime and charged "
-            "over the run's wall time: the server once per host, each GPU once per board; "
-            "reported separately from operational emissions."
-        ),
-    )
-    return embodied, info
