@@ -12,10 +12,11 @@ Nothing touches the network unless a live provider is configured.
 
 from __future__ import annotations
 
-from greenmeter.carbon.accountant import CarbonAccountant, resolve
+from greenmeter.carbon.accountant import CarbonAccountant
 from greenmeter.carbon.config import CarbonConfig
 from greenmeter.carbon.errors import CarbonError
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
+from greenmeter.carbon.resolve import resolve
 
 __all__ = [
     "CarbonAccountant",

@@ -114,8 +114,11 @@ class CarbonConfig:
         live_timeout_s: Request timeout, seconds.
         market_factor_g_per_kwh: Market-based factor (supplier or residual mix),
             reported separately.
-        renewable_share: Contracted renewable share 0..1; market-based figure =
-            location-based x (1 - share), reported separately.
+        renewable_share: Contracted renewable share 0..1, counted at 0 gCO2e/kWh in the
+            market-based figure (reported separately).
+        residual_mix_g_per_kwh: Residual-mix factor, gCO2e/kWh, for the share not covered
+            by contracts (e.g. the AIB European Residual Mix of the country); without it
+            that share is charged at the location-based figure, disclosed in the report.
         embodied: True for sourced defaults per device kind, or
             ``{"gpu": {"kgco2e": 150, "lifetime_h": 52560}}``; reported separately.
         config_file: Read this pyproject.toml / greenmeter.toml instead of searching.
@@ -141,6 +144,7 @@ class CarbonConfig:
     live_timeout_s: float | None = None
     market_factor_g_per_kwh: float | None = None
     renewable_share: float | None = None
+    residual_mix_g_per_kwh: float | None = None
     embodied: bool | Mapping[str, Any] | tuple[EmbodiedItem, ...] | None = None
     config_file: str | os.PathLike[str] | None = None
 
@@ -268,9 +272,19 @@ class CarbonConfig:
         object.__setattr__(self, "market_factor_g_per_kwh", factor)
         object.__setattr__(self, "renewable_share", share)
         object.__setattr__(self, "embodied", _normalize_embodied(self.embodied))
+        self._check_residual_mix()
 
         if self.config_file is not None and not isinstance(self.config_file, (str, os.PathLike)):
             raise CarbonError(f"config_file must be a path, got {self.config_file!r}")
+
+    def _check_residual_mix(self) -> None:
+        value = _optional_number("residual_mix_g_per_kwh", self.residual_mix_g_per_kwh, minimum=0.0)
+        if value is not None and self.market_factor_g_per_kwh is not None:
+            raise CarbonError(
+                "residual_mix_g_per_kwh applies with renewable_share, not with "
+                "market_factor_g_per_kwh (which already is the whole market-based factor)"
+            )
+        object.__setattr__(self, "residual_mix_g_per_kwh", value)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ Environment variables (all optional):
 ``GREENMETER_ELECTRICITYMAPS_URL``   API base URL
 ``GREENMETER_MARKET_FACTOR_G_PER_KWH`` market-based factor, gCO2e/kWh
 ``GREENMETER_RENEWABLE_SHARE``       contracted renewable share, 0..1
+``GREENMETER_RESIDUAL_MIX_G_PER_KWH`` residual-mix factor for the uncovered share
 ``GREENMETER_EMBODIED``              ``1``/``true`` for embodied defaults
 ``GREENMETER_CONFIG``                config file to read instead of searching
 ``ELECTRICITYMAPS_TOKEN``            API token (name configurable: live_token_env)
@@ -99,6 +100,7 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GREENMETER_ELECTRICITYMAPS_URL": ("live_base_url", _str),
     "GREENMETER_MARKET_FACTOR_G_PER_KWH": ("market_factor_g_per_kwh", _float),
     "GREENMETER_RENEWABLE_SHARE": ("renewable_share", _float),
+    "GREENMETER_RESIDUAL_MIX_G_PER_KWH": ("residual_mix_g_per_kwh", _float),
     "GREENMETER_EMBODIED": ("embodied", _bool),
     "GREENMETER_CONFIG": ("config_file", _str),
 }

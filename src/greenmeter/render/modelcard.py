@@ -81,12 +81,6 @@ def _source(reports: Sequence[Report], counted: list[str]) -> str:
     return text
 
 
-def _yaml_float(value: float) -> str:
-    """``value`` as a YAML float: YAML 1.1 readers take ``6e-05`` for a string."""
-    text = repr(value)
-    return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
-
-
 def hf_card(reports: Sequence[Report]) -> str:
     """The model card metadata block, with ``---`` fences, ready for a README.md."""
     total = 0.0
@@ -101,7 +95,7 @@ def hf_card(reports: Sequence[Report]) -> str:
     lines = [
         "---",
         "co2_eq_emissions:",
-        f"  emissions: {_yaml_float(round(total, 6))}",
+        f"  emissions: {_yaml_number(total)}",
         f"  source: {yaml_string(_source(reports, counted))}",
     ]
     if training_type:
@@ -118,3 +112,9 @@ def hf_card(reports: Sequence[Report]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _yaml_number(value: float) -> str:
+    """Grams with 6 decimals in plain notation (YAML 1.1 reads ``8e-05`` as a string)."""
+    text = f"{round(value, 6):.6f}".rstrip("0").rstrip(".")
+    return text if "." in text else text + ".0"

@@ -1,8 +1,10 @@
 """The data sources a report relies on, as citations (BibTeX and short labels).
 
-Which sources apply is read from the report's carbon block: the grid intensity's source
-text (Ember / Our World in Data, EPA eGRID), a live or file time series (Electricity
-Maps), the PUE's source (Uptime Institute), and greenmeter itself, always.
+Which sources apply is read from the report's carbon block: the bundled source of the
+grid intensity used (its ``source_id``: Ember, EPA eGRID, DCCEEW, Electricity Maps, MEE,
+Google), a live time series (Electricity Maps), the PUE preset's source (Uptime
+Institute), the embodied defaults' study, and greenmeter itself, always. A figure used
+gets exactly one entry; a figure not used (the static value under a series) gets none.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from greenmeter.report.models import Report
 
-__all__ = ["Source", "bibtex", "cited_sources", "intensity_keys", "pue_keys"]
+__all__ = ["Source", "bibtex", "cited_sources", "embodied_keys", "intensity_keys", "pue_keys"]
 
 
 @dataclass(frozen=True)
@@ -67,57 +69,41 @@ def _greenmeter(report: Report) -> Source:
     return Source("greenmeter", f"greenmeter {report.software.greenmeter}", url, entry)
 
 
-def _owid(year: int | None) -> list[Source]:
-    y = year or 2023
-    owid_url = "https://github.com/owid/energy-data"
-    ember_url = "https://ember-energy.org/data/yearly-electricity-data/"
-    return [
-        Source(
-            "owid_energy",
-            f"Our World in Data, energy dataset (data year {y})",
-            owid_url,
-            "@misc{owid_energy,\n"
-            "  author = {Hannah Ritchie and Pablo Rosado and Max Roser},\n"
-            "  title = {Energy Production and Consumption},\n"
-            f"  year = {{{y}}},\n"
-            f"  note = {{Carbon intensity of electricity generation, data year {y}, "
-            "CC BY 4.0},\n"
-            f"  howpublished = {{Our World in Data, \\url{{{owid_url}}}}}\n"
-            "}",
-        ),
-        Source(
-            "ember_yearly",
-            f"Ember, Yearly Electricity Data (data year {y})",
-            ember_url,
-            "@misc{ember_yearly,\n"
-            "  author = {{Ember}},\n"
-            "  title = {Yearly Electricity Data},\n"
-            f"  year = {{{y}}},\n"
-            "  note = {CC BY 4.0},\n"
-            f"  howpublished = {{\\url{{{ember_url}}}}}\n"
-            "}",
-        ),
-    ]
+#: BibTeX keys of the bundled carbon sources (one entry each).
+_KEYS = {
+    "ember-yearly": "ember_yearly",
+    "ember-world": "ember_yearly",
+    "epa-egrid2023-state": "epa_egrid2023",
+    "epa-egrid2022-subregion": "epa_egrid2022",
+    "dcceew-nga-2024": "dcceew_nga2024",
+    "electricitymaps-yearly-2024": "electricitymaps_yearly2024",
+    "mee-china-2023": "mee_china2023",
+    "google-region-carbon-2024": "google_region_carbon2024",
+}
 
 
-def _egrid(source: str, year: int | None) -> Source:
-    found = re.search(r"eGRID\s*(\d{4})", source)
-    edition = found.group(1) if found else (str(year) if year else "")
-    y = year or (int(edition) if edition else None)
-    url = "https://www.epa.gov/egrid"
-    return Source(
-        "epa_egrid",
-        f"U.S. EPA, eGRID{edition} (data year {y})" if y else "U.S. EPA, eGRID",
-        url,
-        "@misc{epa_egrid,\n"
-        "  author = {{U.S. Environmental Protection Agency}},\n"
-        "  title = {Emissions \\& Generation Resource Integrated Database "
-        f"({{eGRID{edition}}})}},\n"
+def _dataset_source(source_id: str, year: int | None) -> Source | None:
+    """The citation of a bundled carbon source, from its metadata."""
+    from greenmeter.carbon.source_meta import SOURCES
+
+    meta = SOURCES.get(source_id)
+    key = _KEYS.get(source_id)
+    if meta is None or key is None:
+        return None
+    y = meta.get("year", year)
+    url = meta["url"]
+    title = meta["title"]
+    entry = (
+        f"@misc{{{key},\n"
+        f"  author = {{{{{_bib_text(meta['publisher'])}}}}},\n"
+        f"  title = {{{{{_bib_text(title)}}}}},\n"
         + (f"  year = {{{y}}},\n" if y else "")
-        + "  note = {Public domain},\n"
+        + f"  note = {{{_bib_text(meta['licence'])}}},\n"
         f"  howpublished = {{\\url{{{url}}}}}\n"
-        "}",
+        "}"
     )
+    label = f"{meta['publisher']}, {title}" + (f" ({y})" if y else "")
+    return Source(key, label, url, entry)
 
 
 def _electricitymaps(report: Report) -> Source:
@@ -152,28 +138,50 @@ def _uptime(source: str) -> Source:
 
 
 def intensity_keys(report: Report) -> list[Source]:
-    """Sources behind the grid intensity (empty when none is recognised)."""
+    """Sources behind the grid intensity actually used (empty for a user figure)."""
     carbon = report.carbon
     if carbon is None:
         return []
     out: list[Source] = []
-    text = carbon.intensity.source
-    low = text.lower()
-    if "ember" in low or "our world in data" in low or "owid" in low:
-        out.extend(_owid(carbon.intensity.year))
-    if "egrid" in low:
-        out.append(_egrid(text, carbon.intensity.year))
     series = carbon.time_series
-    if (
-        "electricity maps" in low
-        or "electricitymaps" in low
-        or (
-            series is not None
-            and (series.origin == "electricitymaps" or "electricitymaps" in series.source.lower())
-        )
+    if series is None and carbon.intensity.source_id:
+        found = _dataset_source(carbon.intensity.source_id, carbon.intensity.year)
+        if found is not None:
+            out.append(found)
+    if series is not None and (
+        series.origin == "electricitymaps" or "electricitymaps" in series.source.lower()
     ):
         out.append(_electricitymaps(report))
     return out
+
+
+def _bloom() -> Source:
+    url = "https://jmlr.org/papers/v24/23-0069.html"
+    return Source(
+        "luccioni2023bloom",
+        "Luccioni, Viguier and Ligozat (2023), Estimating the Carbon Footprint of BLOOM",
+        url,
+        "@article{luccioni2023bloom,\n"
+        "  author = {Alexandra Sasha Luccioni and Sylvain Viguier and Anne-Laure Ligozat},\n"
+        "  title = {Estimating the Carbon Footprint of {BLOOM}, a 176{B} Parameter Language "
+        "Model},\n"
+        "  journal = {Journal of Machine Learning Research},\n"
+        "  year = {2023},\n"
+        "  volume = {24},\n"
+        "  number = {253},\n"
+        "  pages = {1--15},\n"
+        f"  url = {{{url}}}\n"
+        "}",
+    )
+
+
+def embodied_keys(report: Report) -> list[Source]:
+    """Sources behind the embodied defaults, when they were used."""
+    carbon = report.carbon
+    if carbon is None or carbon.embodied is None:
+        return []
+    used = any("BLOOM" in d.source for d in carbon.embodied.devices)
+    return [_bloom()] if used else []
 
 
 def pue_keys(report: Report) -> list[Source]:
@@ -187,7 +195,12 @@ def pue_keys(report: Report) -> list[Source]:
 def cited_sources(report: Report) -> list[Source]:
     """Every source the report's figures rely on, greenmeter first, no duplicates."""
     out: list[Source] = []
-    for src in [_greenmeter(report), *intensity_keys(report), *pue_keys(report)]:
+    for src in [
+        _greenmeter(report),
+        *intensity_keys(report),
+        *pue_keys(report),
+        *embodied_keys(report),
+    ]:
         if all(s.key != src.key for s in out):
             out.append(src)
     return out

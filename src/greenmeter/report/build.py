@@ -401,6 +401,32 @@ def _carbon_warnings(acct: Any, warn: _Warnings) -> None:
         warn.add(str(code), str(message))
 
 
+def _imported() -> list[str]:
+    """The ML frameworks this process has imported (what the run used, in process)."""
+    import sys
+
+    names = ("torch", "lightning", "pytorch_lightning", "transformers")
+    return [n for n in names if n in sys.modules]
+
+
+def _with_host(hours: Mapping[str, float], seconds: float, owner: bool) -> dict[str, float]:
+    """Device-hours plus the host-hours embodied emissions use (0 for a non-owner rank)."""
+    return {**hours, "host": seconds / 3600.0 if owner else 0.0}
+
+
+def _pue_check(acct: Any, components: Sequence[Component], facts: Mapping[str, Any]) -> None:
+    """Warn when PUE 1.0 was assumed on data-centre-class hardware."""
+    from greenmeter.carbon.pue_check import datacentre_pue_warning
+
+    info = getattr(acct, "info", None)
+    if info is None or not hasattr(acct, "warn"):
+        return
+    gpus = [c.detail.get("name", c.label) for c in components if c.kind == "gpu"]
+    found = datacentre_pue_warning(info.pue, gpus, facts.get("sockets"))
+    if found is not None:
+        acct.warn(*found)
+
+
 def _co2e(acct: Any, segments: Any, device_hours: Mapping[str, float], warn: _Warnings) -> Any:
     if acct is None:
         return None
@@ -527,6 +553,16 @@ def build_report(
                 hours[kind] = hours.get(kind, 0.0) + seconds / 3600.0
         return hours
 
+    # Embodied emissions charge the server once per host: the host's owner (local rank 0)
+    # counts its wall time, whatever the number of CPU sockets.
+    host_owner = int(snapshot.local_rank) <= 0
+    device_hours.host_owner = host_owner  # type: ignore[attr-defined]
+    if acct is not None and hasattr(acct, "prepare_span"):
+        try:
+            acct.prepare_span(start_utc, end_utc)
+        except Exception as exc:
+            warn.add("carbon.failed", f"live intensity could not be prepared: {exc}")
+
     # phases, flat first
     flat: dict[tuple[str, ...], Phase] = {}
     records: list[PhaseRecord] = list(snapshot.phases)
@@ -561,7 +597,7 @@ def build_report(
         estimated={k for k, c in by_key.items() if c.method == "estimated"},
         duration_s=duration_s,
         pue=pue,
-        co2e=_co2e(acct, run_segments, total_hours, warn),
+        co2e=_co2e(acct, run_segments, _with_host(total_hours, duration_s, host_owner), warn),
         device_hours=total_hours,
     )
 
@@ -573,7 +609,7 @@ def build_report(
     facts_host["hostname"] = host
     rank = max(0, int(snapshot.rank))
     hosts = [HostInfo(**facts_host, ranks=[rank])]
-    software = SoftwareInfo(**hostinfo.software_versions())
+    software = SoftwareInfo(**hostinfo.software_versions(), frameworks_imported=_imported())
     cmd = None
     if include_command:
         cmd = hostinfo.redact_command(command) if command is not None else hostinfo.command_line()
@@ -582,6 +618,8 @@ def build_report(
         found = hostinfo.git_info(cwd)
         git = GitInfo(**found) if found else None
 
+    if acct is not None:
+        _pue_check(acct, components, facts_host)
     _carbon_warnings(acct, warn)
     for w in snapshot.warnings:
         at = _opt_float(w.at - start_mono) if w.at is not None else None
@@ -705,7 +743,16 @@ def _phase(
         it_energy_kwh=it_j / J_PER_KWH,
         facility_energy_j=it_j * pue,
         facility_energy_kwh=it_j * pue / J_PER_KWH,
-        co2e=_co2e(acct, segments, hours, warn) if segments else None,
+        co2e=(
+            _co2e(
+                acct,
+                segments,
+                _with_host(hours, duration, getattr(device_hours, "host_owner", True)),
+                warn,
+            )
+            if segments
+            else None
+        ),
         items=items,
         efficiency=efficiency(
             it_energy_j=it_j,

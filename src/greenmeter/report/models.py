@@ -198,6 +198,11 @@ class SoftwareInfo(_Model):
     nvidia_ml_py: str | None = None
     amdsmi: str | None = Field(None, description="The amdsmi package (AMD SMI's binding).")
     pydantic: str | None = None
+    frameworks_imported: list[str] | None = Field(
+        None,
+        description="ML frameworks (torch, lightning, pytorch_lightning, transformers) the "
+        "process that built the report had imported; None where not recorded.",
+    )
 
 
 class GitInfo(_Model):
