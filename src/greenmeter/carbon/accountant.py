@@ -31,7 +31,6 @@ from greenmeter.carbon.dataset import (
     lookup_cloud,
     world,
 )
-from greenmeter.carbon.errors import CarbonError
 from greenmeter.carbon.models import (
     CarbonInfo,
     Co2eBreakdown,
@@ -323,7 +322,7 @@ def resolve(
     """
     config = config if config is not None else CarbonConfig()
     environ: Mapping[str, str] = os.environ if env is None else env
-    from greenmeter.carbon.settings import find_config_file, from_env, from_file
+    from greenmeter.carbon.settings import from_env, load_config_layers
 
     steps: list[str] = []
     warnings: list[tuple[str, str]] = []
@@ -331,19 +330,15 @@ def resolve(
     layers = [_Layer("explicit", config, "argument"), _Layer("env", env_cfg, "environment")]
 
     cfg_path_raw, cfg_layer = _pick(layers, "config_file")
-    if cfg_path_raw is not None:
-        cfg_path = Path(os.fspath(cfg_path_raw))  # type: ignore[arg-type]
-        if not cfg_path.is_file():
-            raise CarbonError(f"config_file {str(cfg_path)!r} does not exist")
-        steps.append(f"config file {cfg_path} (from {cfg_layer.label if cfg_layer else '?'})")
-    else:
-        found = find_config_file(Path(cwd) if cwd is not None else Path.cwd())
-        cfg_path = found
-        if found is not None:
-            steps.append(f"config file found: {found}")
-    if cfg_path is not None:
-        file_cfg, label = from_file(cfg_path)
-        layers.append(_Layer("config_file", file_cfg, label))
+    file_layers, file_steps, file_warnings = load_config_layers(
+        cfg_path_raw,  # type: ignore[arg-type]
+        cwd=Path(cwd) if cwd is not None else None,
+        env=environ,
+        explicit_source=_setting(cfg_layer, "config_file", env_names) if cfg_layer else "",
+    )
+    layers += [_Layer("config_file", file_cfg, label) for file_cfg, label in file_layers]
+    steps += file_steps
+    warnings += file_warnings
 
     # Cloud region (also sets the default PUE).
     cloud_raw, _ = _pick(layers, "cloud")
