@@ -310,6 +310,9 @@ class EnergyMeter:
                     "this EnergyMeter was stopped; create a new one for a new measurement"
                 )
             return self
+        from greenmeter.carbon.check import warn_configuration
+
+        warn_configuration(self.carbon)  # mistakes are loud at the start; never raises
         if self._given_sensors is not None:
             self._sensors = list(self._given_sensors)
         else:
