@@ -126,10 +126,15 @@ _VISIBILITY = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVI
 
 def child_env(*fakes: FakeAmdSmi | FakeNvml) -> dict[str, str]:
     """This environment without GPU selection or fake-library variables, plus the fakes'."""
-    drop = {"ROCM_HOME", "ROCM_PATH", "LD_LIBRARY_PATH", *_VISIBILITY}
-    env = {
-        k: v for k, v in os.environ.items() if k not in drop and not k.startswith("GREENMETER_FAKE")
+    drop = {
+        "ROCM_HOME",
+        "ROCM_PATH",
+        "LD_LIBRARY_PATH",
+        "GREENMETER_FAKE_NVML_CONFIG",
+        "GREENMETER_FAKE_AMDSMI_CONFIG",
+        *_VISIBILITY,
     }
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     for fake in fakes:
         env.update(fake.env())
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

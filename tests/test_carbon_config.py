@@ -131,8 +131,23 @@ def test_greenmeter_toml_and_tool_table(project: Path) -> None:
     (project / "greenmeter.toml").write_text("[carbon]\nintensity_g_per_kwh = 42\n")
     assert resolve(None, cwd=project, env={}).info.intensity.value_g_per_kwh == 42
     (project / "greenmeter.toml").unlink()
-    _pyproject(project, '[tool.greenmeter]\nlocation = "CA-QC"\nother_tool_key = 1\n')
+    _pyproject(project, '[tool.greenmeter]\nlocation = "CA-QC"\n')
     assert resolve(None, cwd=project, env={}).info.intensity.location == "CA-QC"
+
+
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        ("pyproject.toml", '[tool.greenmeter]\nlocaton = "DE"\n'),
+        ("pyproject.toml", '[tool.greenmeter.carbon]\nlocaton = "DE"\n'),
+        ("greenmeter.toml", 'locaton = "DE"\n'),
+        ("greenmeter.toml", '[carbon]\nlocaton = "DE"\n'),
+    ],
+)
+def test_unknown_key_at_any_level_is_an_error(project: Path, name: str, body: str) -> None:
+    (project / name).write_text(body, encoding="utf-8")
+    with pytest.raises(CarbonError, match=r"unknown carbon setting 'locaton' \(did you mean "):
+        resolve(None, cwd=project, env={})
 
 
 def test_config_file_errors_name_the_file_and_key(project: Path) -> None:

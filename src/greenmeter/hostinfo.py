@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "REDACT_ENV",
     "Facts",
     "command_line",
     "cuda_version",
@@ -39,7 +40,8 @@ __all__ = [
 ]
 
 _GIT_TIMEOUT_S = 2.0
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "api-key", "api_key", "apikey", "key")
+#: Set to ``0`` to record the command line without redaction.
+REDACT_ENV = "GREENMETER_REDACT_COMMAND"
 
 
 def _read(path: str) -> str | None:
@@ -290,30 +292,25 @@ def _probe_git(cwd: str | Path | None) -> dict[str, Any] | None:
     }
 
 
-def redact_command(argv: Sequence[str]) -> list[str]:
-    """``argv`` with the values of secret-looking options replaced by ``***``.
+def redact_command(argv: Sequence[str], *, enabled: bool | None = None) -> list[str]:
+    """``argv`` with secrets replaced by ``***`` (rules: :mod:`greenmeter.redact`).
 
-    ``--api-key=abc`` becomes ``--api-key=***``; ``--token abc`` becomes
-    ``--token ***``; option names containing token, secret, password or key count.
+    ``--api-key=abc`` becomes ``--api-key=***``, ``env HF_TOKEN=x`` becomes
+    ``env HF_TOKEN=***``, ``postgres://u:z@h/db`` becomes ``postgres://***@h/db``.
+
+    Args:
+        argv: The command line.
+        enabled: False records ``argv`` as given; None (default) redacts unless the
+            environment variable ``GREENMETER_REDACT_COMMAND`` is ``0``/``false``/``no``/``off``.
     """
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        lowered = arg.lower()
-        is_option = lowered.startswith("-")
-        secret = is_option and any(word in lowered.split("=", 1)[0] for word in _SECRET_WORDS)
-        if secret and "=" in arg:
-            out.append(arg.split("=", 1)[0] + "=***")
-        elif secret:
-            out.append(arg)
-            hide_next = True
-        else:
-            out.append(arg)
-    return out
+    if enabled is None:
+        setting = os.environ.get(REDACT_ENV, "").strip().lower()
+        enabled = setting not in ("0", "false", "no", "off")
+    if not enabled:
+        return [str(a) for a in argv]
+    from greenmeter.redact import redact_argv
+
+    return redact_argv(argv)
 
 
 def command_line(argv: Sequence[str] | None = None) -> list[str]:

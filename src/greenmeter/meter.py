@@ -256,6 +256,9 @@ class EnergyMeter:
         """
         if self.core.running:
             return self
+        from greenmeter.carbon.check import warn_configuration
+
+        warn_configuration(self.carbon)  # mistakes are loud at the start; never raises
         self.core.start()
         if any(c.method.value == "estimated" for c in self.core.components):
             self.run.extra["estimate_scope"] = self.estimate_scope

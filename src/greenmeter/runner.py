@@ -387,6 +387,12 @@ def run(options: RunOptions, *, stderr: TextIO | None = None) -> int:
             f"--powercap-root {options.powercap_root!r} is not a directory; point it at a "
             "powercap tree such as /sys/class/powercap"
         )
+    from greenmeter.carbon.check import check_configuration, warn_configuration
+
+    problems = check_configuration(options.carbon)
+    if any(p.fatal for p in problems):
+        raise RunError("; ".join(p.message for p in problems if p.fatal))
+    warn_configuration(problems=problems, stream=err)
     sensors = _testing_sensors()
     try:
         meter = EnergyMeter(

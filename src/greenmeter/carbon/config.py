@@ -109,9 +109,12 @@ class CarbonConfig:
         live_provider: "electricitymaps" to fetch the zone's recent hourly intensity;
             None (default) never touches the network.
         live_zone: Provider zone (defaults to the location's ISO alpha-2 code).
-        live_base_url: API base URL (default ``https://api.electricitymap.org/v3``).
-        live_token_env: Name of the environment variable holding the API token.
-        live_timeout_s: Request timeout, seconds.
+        live_base_url: API base URL (default ``https://api.electricitymap.org/v3``);
+            ``https://`` only, or ``http://`` to a loopback address (tests). Never read
+            from a config file.
+        live_token_env: Name of the environment variable holding the API token
+            (default ``ELECTRICITYMAPS_TOKEN``). Only from code, never from a config file.
+        live_timeout_s: Deadline for the whole live request, seconds (default 5).
         market_factor_g_per_kwh: Market-based factor (supplier or residual mix),
             reported separately.
         renewable_share: Contracted renewable share 0..1, counted at 0 gCO2e/kWh in the
@@ -175,11 +178,10 @@ class CarbonConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise CarbonError(f"{name} must be a non-empty string, got {v!r}")
-        if self.live_base_url is not None and (
-            not isinstance(self.live_base_url, str)
-            or not self.live_base_url.startswith(("http://", "https://"))
-        ):
-            raise CarbonError(f"live_base_url must be an http(s) URL, got {self.live_base_url!r}")
+        if self.live_base_url is not None:
+            from greenmeter.carbon.live import check_base_url
+
+            check_base_url(self.live_base_url)
 
         if self.location is not None:
             from greenmeter.carbon.dataset import lookup

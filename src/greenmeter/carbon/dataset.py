@@ -171,9 +171,10 @@ def lookup(location: str) -> GridRecord:
         return world()
     key = data["aliases"].get(norm)
     if key is None:
-        names = list(data["aliases"])
-        suggestions = close_matches(norm, names)
-        shown = sorted({_display(data, data["aliases"][s]) for s in suggestions})
+        from greenmeter.carbon.suggest import rank_locations
+
+        ranked = rank_locations(norm, data["aliases"], data["locations"])
+        shown = [_display(data, key) for key in ranked]
         hint = f" Did you mean: {', '.join(shown)}?" if shown else ""
         raise CarbonError(
             f"unknown location {location!r}.{hint} Use an ISO 3166 code or name ('FR', "

@@ -102,7 +102,7 @@ def resolve(
     """
     config = config if config is not None else CarbonConfig()
     environ: Mapping[str, str] = os.environ if env is None else env
-    from greenmeter.carbon.settings import find_config_file, from_env, from_file
+    from greenmeter.carbon.settings import from_env, load_config_layers
 
     steps: list[str] = []
     warnings: list[tuple[str, str]] = []
@@ -110,23 +110,16 @@ def resolve(
     layers = [Layer("explicit", config, "argument"), Layer("env", env_cfg, "environment")]
 
     cfg_path_raw, cfg_layer = pick(layers, "config_file")
-    if cfg_path_raw is not None:
-        cfg_path = Path(os.fspath(cfg_path_raw))  # type: ignore[arg-type]
-        if not cfg_path.is_file():
-            raise CarbonError(f"config_file {str(cfg_path)!r} does not exist")
-        steps.append(f"config file {cfg_path} (from {cfg_layer.label if cfg_layer else '?'})")
-    else:
-        found = (
-            find_config_file(Path(cwd) if cwd is not None else Path.cwd())
-            if config_search
-            else None
+    if cfg_path_raw is not None or config_search:
+        file_layers, file_steps, file_warnings = load_config_layers(
+            cfg_path_raw,  # type: ignore[arg-type]
+            cwd=Path(cwd) if cwd is not None else None,
+            env=environ,
+            explicit_source=setting(cfg_layer, "config_file", env_names) if cfg_layer else "",
         )
-        cfg_path = found
-        if found is not None:
-            steps.append(f"config file found: {found}")
-    if cfg_path is not None:
-        file_cfg, label = from_file(cfg_path)
-        layers.append(Layer("config_file", file_cfg, label))
+        layers += [Layer("config_file", file_cfg, label) for file_cfg, label in file_layers]
+        steps += file_steps
+        warnings += file_warnings
 
     # Cloud region (also sets the default PUE).
     cloud_raw, _ = pick(layers, "cloud")

@@ -50,8 +50,10 @@ def diagnose(
     """Probe the host and resolve carbon settings; returns plain JSON-able data.
 
     Keys: ``greenmeter_version``, ``host``, ``components`` (id, kind, scope, method,
-    sensor, label, detail), ``unavailable`` (sensor, kind, reason, fix), ``carbon``
-    (the resolved settings, or None with ``carbon_error``) and ``carbon_warnings``.
+    sensor, label, detail), ``unavailable`` (sensor, kind, reason, fix), ``settings``
+    (each carbon setting given anywhere: setting, value, source, used),
+    ``config_problems`` (code, message, source, setting, fatal), ``carbon`` (the
+    resolved settings, or None with ``carbon_error``) and ``carbon_warnings``.
     """
     from greenmeter.sensors.discover import discover
 
@@ -87,9 +89,17 @@ def diagnose(
         "host": socket.gethostname(),
         "components": components,
         "unavailable": unavailable,
+        "settings": [],
+        "config_problems": [],
         "carbon": None,
         "carbon_warnings": [],
     }
+    from dataclasses import asdict
+
+    from greenmeter.carbon.check import check_configuration, setting_sources
+
+    out["settings"] = [_jsonable(asdict(s)) for s in setting_sources(carbon)]
+    out["config_problems"] = [asdict(p) for p in check_configuration(carbon)]
     try:
         from greenmeter.carbon import resolve
 
@@ -137,6 +147,28 @@ def _gpu_lines(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _jsonable(item: dict[str, Any]) -> dict[str, Any]:
+    value = item.get("value")
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        item["value"] = repr(value)
+    return item
+
+
+def _configuration_lines(diag: dict[str, Any]) -> list[str]:
+    settings = diag.get("settings", [])
+    problems = diag.get("config_problems", [])
+    if not settings and not problems:
+        return ["", "Configuration: nothing set (defaults)"]
+    lines = ["", "Configuration:"]
+    for s in settings:
+        note = "" if s["used"] else "  (overridden by the source above)"
+        lines.append(f"  {s['setting']} = {s['value']!r}  from {s['source']}{note}")
+    for p in problems:
+        kind = "error" if p["fatal"] else "note"
+        lines.append(f"  {kind}: {p['message']}")
+    return lines
+
+
 def format_diagnosis(diag: dict[str, Any]) -> str:
     """The human-readable text of :func:`diagnose`'s result."""
     lines = [f"greenmeter {diag['greenmeter_version']} on {diag['host']}", ""]
@@ -156,6 +188,7 @@ def format_diagnosis(diag: dict[str, Any]) -> str:
         for u in diag["unavailable"]:
             lines.append(f"  {u['sensor']} ({u['kind']}): {u['reason']}")
             lines.append(f"      fix: {u['fix']}" if u["fix"] else "      fix: none needed")
+    lines += _configuration_lines(diag)
     lines += ["", "Carbon:"]
     carbon = diag.get("carbon")
     if carbon is None:
