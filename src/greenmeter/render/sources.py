@@ -8,11 +8,22 @@ Maps), the PUE's source (Uptime Institute), and greenmeter itself, always.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from greenmeter.report.models import Report
 
-__all__ = ["Source", "bibtex", "cited_sources", "intensity_keys", "pue_keys"]
+__all__ = [
+    "Source",
+    "bibtex",
+    "bibtex_entries",
+    "cited_sources",
+    "greenmeter_source",
+    "intensity_keys",
+    "intensity_sources",
+    "pue_keys",
+    "pue_sources",
+]
 
 
 @dataclass(frozen=True)
@@ -53,18 +64,23 @@ def _year(text: str | None, default: int | None = None) -> int | None:
 
 
 def _greenmeter(report: Report) -> Source:
-    version = _bib_text(report.software.greenmeter)
+    return greenmeter_source(report.software.greenmeter, report.start_utc.year)
+
+
+def greenmeter_source(version_text: str, year: int) -> Source:
+    """The citation of greenmeter itself, at ``version_text``, dated ``year``."""
+    version = _bib_text(version_text)
     url = "https://greenmeter.readthedocs.io"
     entry = (
         "@misc{greenmeter,\n"
         "  author = {{greenmeter authors}},\n"
         "  title = {{greenmeter}: energy and carbon accounting for machine learning},\n"
         f"  note = {{Software, version {version}}},\n"
-        f"  year = {{{report.start_utc.year}}},\n"
+        f"  year = {{{year}}},\n"
         f"  howpublished = {{\\url{{{url}}}}}\n"
         "}"
     )
-    return Source("greenmeter", f"greenmeter {report.software.greenmeter}", url, entry)
+    return Source("greenmeter", f"greenmeter {version_text}", url, entry)
 
 
 def _owid(year: int | None) -> list[Source]:
@@ -120,7 +136,7 @@ def _egrid(source: str, year: int | None) -> Source:
     )
 
 
-def _electricitymaps(report: Report) -> Source:
+def _electricitymaps(year: int) -> Source:
     url = "https://www.electricitymaps.com"
     return Source(
         "electricitymaps",
@@ -129,7 +145,7 @@ def _electricitymaps(report: Report) -> Source:
         "@misc{electricitymaps,\n"
         "  author = {{Electricity Maps}},\n"
         "  title = {{Electricity Maps}: carbon intensity of electricity consumption},\n"
-        f"  year = {{{report.start_utc.year}}},\n"
+        f"  year = {{{year}}},\n"
         f"  howpublished = {{\\url{{{url}}}}}\n"
         "}",
     )
@@ -156,23 +172,46 @@ def intensity_keys(report: Report) -> list[Source]:
     carbon = report.carbon
     if carbon is None:
         return []
-    out: list[Source] = []
-    text = carbon.intensity.source
-    low = text.lower()
-    if "ember" in low or "our world in data" in low or "owid" in low:
-        out.extend(_owid(carbon.intensity.year))
-    if "egrid" in low:
-        out.append(_egrid(text, carbon.intensity.year))
     series = carbon.time_series
+    return intensity_sources(
+        carbon.intensity.source,
+        carbon.intensity.year,
+        series_origin=series.origin if series is not None else None,
+        series_source=series.source if series is not None else None,
+        run_year=report.start_utc.year,
+    )
+
+
+def intensity_sources(
+    source: str,
+    data_year: int | None,
+    *,
+    series_origin: str | None = None,
+    series_source: str | None = None,
+    run_year: int,
+) -> list[Source]:
+    """Sources behind a grid intensity, from its source text and data year.
+
+    Args:
+        source: The intensity's ``source`` text (``carbon.intensity.source``).
+        data_year: The intensity's data year, if known.
+        series_origin: A time series' origin (``file``, ``electricitymaps``), if one was used.
+        series_source: That time series' ``source`` text.
+        run_year: Year of the run (dates a live provider's data).
+    """
+    out: list[Source] = []
+    low = source.lower()
+    if "ember" in low or "our world in data" in low or "owid" in low:
+        out.extend(_owid(data_year))
+    if "egrid" in low:
+        out.append(_egrid(source, data_year))
     if (
         "electricity maps" in low
         or "electricitymaps" in low
-        or (
-            series is not None
-            and (series.origin == "electricitymaps" or "electricitymaps" in series.source.lower())
-        )
+        or series_origin == "electricitymaps"
+        or "electricitymaps" in (series_source or "").lower()
     ):
-        out.append(_electricitymaps(report))
+        out.append(_electricitymaps(run_year))
     return out
 
 
@@ -180,7 +219,11 @@ def pue_keys(report: Report) -> list[Source]:
     """Sources behind the PUE (empty when none is recognised)."""
     if report.carbon is None:
         return []
-    source = report.carbon.pue.source
+    return pue_sources(report.carbon.pue.source)
+
+
+def pue_sources(source: str) -> list[Source]:
+    """Sources behind a PUE, from its ``source`` text (empty when none is recognised)."""
     return [_uptime(source)] if "uptime" in source.lower() else []
 
 
@@ -196,8 +239,12 @@ def cited_sources(report: Report) -> list[Source]:
 def bibtex(reports: Report | list[Report]) -> str:
     """BibTeX entries for the sources of one or several reports."""
     items = reports if isinstance(reports, list) else [reports]
+    return bibtex_entries(src for report in items for src in cited_sources(report))
+
+
+def bibtex_entries(sources: Iterable[Source]) -> str:
+    """The BibTeX entries of ``sources``, each key once (the first one given)."""
     seen: dict[str, Source] = {}
-    for report in items:
-        for src in cited_sources(report):
-            seen.setdefault(src.key, src)
+    for src in sources:
+        seen.setdefault(src.key, src)
     return "\n\n".join(s.entry for s in seen.values()) + "\n"

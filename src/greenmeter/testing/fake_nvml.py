@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from greenmeter.cache import cache_dir as default_cache_dir
 from greenmeter.testing.trace import PowerTrace
 
 __all__ = [
@@ -212,14 +213,6 @@ def default_uuid(index: int) -> str:
     return f"GPU-{u}"
 
 
-def _cache_root() -> Path:
-    env = os.environ.get("GREENMETER_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "greenmeter"
-
-
 def _source_text() -> bytes:
     return resources.files("greenmeter.testing").joinpath("fake_nvml.c").read_bytes()
 
@@ -237,7 +230,7 @@ def build_library(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     source = _source_text()
     digest = hashlib.sha256(source).hexdigest()[:16]
-    root = Path(cache_dir) if cache_dir is not None else _cache_root()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     out_dir = root / f"fake-nvml-{digest}"
     lib = out_dir / LIBRARY_NAME
     if lib.is_file():
