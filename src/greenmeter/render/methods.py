@@ -12,7 +12,16 @@ from greenmeter.render.numbers import sig
 from greenmeter.render.sources import intensity_keys, pue_keys
 from greenmeter.report.models import Component, Report
 
-__all__ = ["Cite", "Part", "Sentence", "component_methods", "hardware", "methods", "plain"]
+__all__ = [
+    "Cite",
+    "Part",
+    "Sentence",
+    "component_methods",
+    "hardware",
+    "intensity_words",
+    "methods",
+    "plain",
+]
 
 _GIB = 1024**3
 _KIND_LABEL = {
@@ -127,6 +136,26 @@ def _pue(report: Report) -> Sentence:
     )
 
 
+def intensity_words(
+    value_g_per_kwh: float,
+    unit: str,
+    where: str,
+    year: int | None,
+    basis: str,
+    licence: str | None,
+) -> str:
+    """A grid intensity in words: ``"56.04 gCO2e/kWh for France (FRA), data year 2023,
+    lifecycle basis, licence CC-BY-4.0"`` (parts that are not known are left out)."""
+    bits = [f"{sig(value_g_per_kwh, 4)} {unit} for {where}"]
+    if year:
+        bits.append(f"data year {year}")
+    if basis != "unknown":
+        bits.append(f"{basis.replace('_', ' ')} basis")
+    if licence:
+        bits.append(f"licence {licence}")
+    return ", ".join(bits)
+
+
 def _intensity(report: Report) -> Sentence:
     carbon = report.carbon
     if carbon is None:
@@ -137,16 +166,9 @@ def _intensity(report: Report) -> Sentence:
         where = f"{i.location_name} ({i.location})"
     if i.cloud_region:
         where += f", cloud region {i.cloud_region}"
-    bits = [f"{sig(i.value_g_per_kwh, 4)} {i.unit} for {where}"]
-    if i.year:
-        bits.append(f"data year {i.year}")
-    if i.basis != "unknown":
-        bits.append(f"{i.basis.replace('_', ' ')} basis")
-    if i.licence:
-        bits.append(f"licence {i.licence}")
     text = (
         "Operational CO2e (location-based) is facility energy × grid carbon intensity: "
-        + ", ".join(bits)
+        + intensity_words(i.value_g_per_kwh, i.unit, where, i.year, i.basis, i.licence)
         + f" (source: {i.source.rstrip('.')}; greenmeter dataset {carbon.dataset_version}, "
         f"{carbon.dataset_date})"
     )
