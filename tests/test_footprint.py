@@ -357,3 +357,12 @@ def test_a_fifo_given_by_name_is_skipped_not_read(tmp_path: Path) -> None:
     assert summary.total.runs.total == 1
     assert [s.problem for s in summary.skipped] == ["not a regular file"]
     assert run(tmp_path).files.found == 1  # inside a directory it is not a candidate at all
+
+
+def test_a_tag_no_run_carries_is_pointed_out(project: tuple[Path, dict[str, Report]]) -> None:
+    root, reports = project
+    summary = run(root, group_by=["Model"], where={"experiment": ["ablation"]})
+    assert [g.key for g in summary.groups] == [{"Model": NO_TAG}]
+    assert_totals(summary.total, [reports[n] for n in ("a1", "a2", "a3")])
+    assert any("No run carries the tag 'Model'" in n for n in summary.notes)
+    assert not any("'experiment'" in n for n in summary.notes)

@@ -6,18 +6,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from footprint_support import CPU, GPU_B_ID, GPU_ID, make_report, save, sums
 from greenmeter.footprint import FootprintSummary, footprint
-from greenmeter.footprint import collect as collect_mod
-from greenmeter.footprint import runs as runs_mod
 from greenmeter.footprint.collect import read_entry
 from greenmeter.footprint.index import FootprintIndex, IndexEntry, default_index_path
 from greenmeter.footprint.scan import FoundFile
+from greenmeter.report import io as report_io
+from greenmeter.report import merge as report_merge
 
 
 def approx(x: float) -> object:
@@ -28,27 +27,27 @@ def approx(x: float) -> object:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every report file the footprint opens, in order."""
     opened: list[str] = []
-    real = collect_mod.read_report_bytes
+    real = report_io.read_report_bytes
 
     def counting(path: str, **kw: object) -> bytes:
         opened.append(str(path))
         return real(path, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(collect_mod, "read_report_bytes", counting)
-    monkeypatch.setattr(collect_mod, "load_report", lambda p: pytest.fail(f"re-read {p}"))
+    monkeypatch.setattr(report_io, "read_report_bytes", counting)
+    monkeypatch.setattr(report_io, "load_report", lambda p: pytest.fail(f"re-read {p}"))
     return opened
 
 
 @pytest.fixture
 def merges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     done: list[int] = []
-    real = runs_mod.merge_reports
+    real = report_merge.merge_reports
 
     def counting(parts: list) -> object:
         done.append(len(parts))
         return real(parts)
 
-    monkeypatch.setattr(runs_mod, "merge_reports", counting)
+    monkeypatch.setattr(report_merge, "merge_reports", counting)
     return done
 
 
@@ -131,7 +130,7 @@ def test_a_part_of_a_merged_run_that_changes_is_merged_again(
     summary = fp(root, db, include_runs=True)
     assert reads == [str(target)] and merges == [2, 2]
     merged = next(r for r in summary.runs or [] if r.files == 2)
-    truth = runs_mod.merge_reports(
+    truth = report_merge.merge_reports(
         [make_report(9, ids=[*CPU, GPU_ID], rank=0, world_size=2), rank1]
     )
     assert merged.it_energy_j == approx(truth.totals.it_energy_j)
@@ -201,7 +200,7 @@ def test_a_stored_record_reads_back_unchanged(tmp_path: Path) -> None:
         assert index.slim(str(path)) == entry.slim
     size, mtime, record, problem = rows[str(path)]
     assert (size, mtime, problem) == (st.st_size, st.st_mtime_ns, None)
-    assert asdict(record) == asdict(entry.record)
+    assert record == entry.record
     assert rows["/x/y.json"] == (3, 4, None, "bad")
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +50,7 @@ INDEX_NAME = "footprint-index.sqlite3"
 _BATCH = 500
 _BUSY_TIMEOUT_S = 60.0
 
-_RECORD_COLUMNS = (
-    "run_id", "run_name", "schema_version", "status", "start_ts", "end_ts", "duration_s",
-    "tags", "part", "world_size", "segments", "it_energy_j", "facility_energy_j",
-    "estimated_energy_j", "gpu_hours", "gpu_models", "co2e_location_g", "co2e_low_g",
-    "co2e_high_g", "co2e_market_g", "co2e_embodied_g", "carbon_id", "greenmeter",
-)  # fmt: skip
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS carbon (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -62,13 +58,14 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     problem TEXT,
-    {", ".join(_RECORD_COLUMNS)},
+    record BLOB,
     slim BLOB
 );
 CREATE TABLE IF NOT EXISTS merged (
-    run_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, record TEXT NOT NULL
+    run_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, record BLOB NOT NULL
 );
 """
+_FORMAT = f"{INDEX_FORMAT}/marshal-{marshal.version}"
 
 
 class IndexUnavailable(Exception):
@@ -171,12 +168,12 @@ class FootprintIndex:
                 if statement.strip():
                     db.execute(statement)
             row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if row is None or row[0] != INDEX_FORMAT:
+            if row is None or row[0] != _FORMAT:
                 if row is not None:  # another layout: start afresh
                     db.execute("DELETE FROM files")
                     db.execute("DELETE FROM merged")
                     db.execute("DELETE FROM carbon")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (INDEX_FORMAT,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (_FORMAT,))
         with self._guard():
             for cid, key in self._db.execute("SELECT id, key FROM carbon"):
                 self._carbon_ids[key] = cid
@@ -214,16 +211,16 @@ class FootprintIndex:
     ) -> dict[str, tuple[int, int, RunRecord | None, str | None]]:
         """Rows under ``dirs`` and for ``files``: path -> (size, mtime_ns, record, problem)."""
         out: dict[str, tuple[int, int, RunRecord | None, str | None]] = {}
-        cols = "path, size, mtime_ns, problem, " + ", ".join(_RECORD_COLUMNS)
         decode = _Decoder(self._carbon_by_id)
+        select = "SELECT path, size, mtime_ns, problem, record FROM files"
         with self._guard():
             for folder in dirs:
                 lo, hi = _prefix_bounds(folder)
-                rows = self._db.execute(
-                    f"SELECT {cols} FROM files WHERE path > ? AND path < ?", (lo, hi)
-                )
-                for row in rows:
-                    out[row[0]] = decode(row)
+                for path, size, mtime, problem, blob in self._db.execute(
+                    f"{select} WHERE path > ? AND path < ?", (lo, hi)
+                ):
+                    record = decode(path, blob) if blob is not None else None
+                    out[path] = (size, mtime, record, problem)
             wanted = [f for f in files if f not in out and _encodable(f)]
             if wanted:
                 self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (path TEXT PRIMARY KEY)")
@@ -231,9 +228,11 @@ class FootprintIndex:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO wanted VALUES (?)", ((f,) for f in wanted)
                 )
-                rows = self._db.execute(f"SELECT {cols} FROM files JOIN wanted USING (path)")
-                for row in rows:
-                    out[row[0]] = decode(row)
+                for path, size, mtime, problem, blob in self._db.execute(
+                    f"{select} JOIN wanted USING (path)"
+                ):
+                    record = decode(path, blob) if blob is not None else None
+                    out[path] = (size, mtime, record, problem)
         return out
 
     def slim(self, path: str) -> bytes | None:
@@ -250,15 +249,7 @@ class FootprintIndex:
             ).fetchone()
         if row is None or row[0] != fingerprint:
             return None
-        try:
-            data = json.loads(row[1])
-            carbon = data.pop("carbon")
-            data["carbon"] = CarbonSetting(**carbon) if carbon is not None else None
-            data["part"] = tuple(data["part"])
-            data["segments"] = tuple(tuple(s) for s in data["segments"])
-            return RunRecord(**data)
-        except (ValueError, TypeError, KeyError):
-            return None
+        return _Decoder(self._carbon_by_id)(None, row[1])
 
     # -- writing ----------------------------------------------------------------------
 
@@ -287,30 +278,16 @@ class FootprintIndex:
             self._store(batch)
 
     def _store(self, batch: Sequence[IndexEntry]) -> None:
-        marks = ", ".join("?" * (5 + len(_RECORD_COLUMNS)))
-        sql = (
-            f"INSERT OR REPLACE INTO files (path, size, mtime_ns, problem, "
-            f"{', '.join(_RECORD_COLUMNS)}, slim) VALUES ({marks})"
-        )
         with self._write() as db:
-            rows = []
-            for e in batch:
-                cid = self._carbon_id(db, e.record.carbon) if e.record else None
-                values = _encode(e.record, cid)
-                rows.append((e.path, e.size, e.mtime_ns, e.problem, *values, e.slim))
-            db.executemany(sql, rows)
+            rows = [
+                (e.path, e.size, e.mtime_ns, e.problem, self._encode(db, e.record), e.slim)
+                for e in batch
+            ]
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
 
-    def purge(self, dirs: Sequence[str], keep: set[str]) -> int:
-        """Forget files under ``dirs`` that are no longer there; returns how many."""
-        gone: list[tuple[str]] = []
-        with self._guard():
-            for folder in dirs:
-                lo, hi = _prefix_bounds(folder)
-                for (path,) in self._db.execute(
-                    "SELECT path FROM files WHERE path > ? AND path < ?", (lo, hi)
-                ):
-                    if path not in keep:
-                        gone.append((path,))
+    def forget(self, paths: Iterable[str]) -> int:
+        """Remove the rows of files that are no longer there; returns how many."""
+        gone = [(p,) for p in paths]
         if gone:
             with self._write() as db:
                 db.executemany("DELETE FROM files WHERE path = ?", gone)
@@ -318,12 +295,31 @@ class FootprintIndex:
 
     def store_merged(self, record: RunRecord, fingerprint: str) -> None:
         """Keep a merged run for the next footprint over the same files."""
-        data = asdict(record)
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO merged VALUES (?, ?, ?)",
-                (record.run_id, fingerprint, json.dumps(data)),
+                (record.run_id, fingerprint, self._encode(db, record, with_path=True)),
             )
+
+    def _encode(
+        self, db: sqlite3.Connection, record: RunRecord | None, *, with_path: bool = False
+    ) -> bytes | None:
+        """A record as stored: its fields (the path only ``with_path``), marshalled, the
+        mappings as sorted pairs, the carbon setting by id."""
+        if record is None:
+            return None
+        shift = 1 if with_path else 0
+        fields = list(record if with_path else record[1:])
+        # Repeated values are stored as interned text: reading them back gives one shared
+        # string each, which the decoder maps to one shared object.
+        fields[_TAGS + shift] = _text(record.tags)
+        fields[_PART + shift] = _text(record.part)
+        fields[_GPU_MODELS + shift] = _text(record.gpu_hours_by_model)
+        fields[_CARBON + shift] = self._carbon_id(db, record.carbon)
+        for i in _STRINGS:
+            if isinstance(fields[i + shift], str):
+                fields[i + shift] = sys.intern(fields[i + shift])
+        return marshal.dumps(tuple(fields))
 
 
 def fingerprint(stamps: Iterable[tuple[str, int, int]]) -> str:
@@ -334,51 +330,61 @@ def fingerprint(stamps: Iterable[tuple[str, int, int]]) -> str:
     return digest.hexdigest()
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+# positions in a stored record (RunRecord's fields without the path)
+_TAGS = RunRecord._fields.index("tags") - 1
+_PART = RunRecord._fields.index("part") - 1
+_GPU_MODELS = RunRecord._fields.index("gpu_hours_by_model") - 1
+_CARBON = RunRecord._fields.index("carbon") - 1
+_STRINGS = tuple(
+    RunRecord._fields.index(n) - 1 for n in ("schema_version", "status", "greenmeter_version")
+)
+_FIELDS = len(RunRecord._fields) - 1
 
 
-def _encode(r: RunRecord | None, carbon_id: int | None) -> tuple[object, ...]:
-    if r is None:
-        return (None,) * len(_RECORD_COLUMNS)
-    return (
-        r.run_id, r.run_name, r.schema_version, r.status, r.start_ts, r.end_ts, r.duration_s,
-        _json(r.tags), _json(list(r.part)), r.world_size,
-        _json([list(s) for s in r.segments]) if r.segments else None,
-        r.it_energy_j, r.facility_energy_j, r.estimated_energy_j, r.gpu_hours,
-        _json(r.gpu_hours_by_model) if r.gpu_hours_by_model else None,
-        r.co2e_location_g, r.co2e_location_low_g, r.co2e_location_high_g, r.co2e_market_g,
-        r.co2e_embodied_g, carbon_id, r.greenmeter_version,
-    )  # fmt: skip
+def _text(value: object) -> str:
+    """A mapping or tuple as compact, sorted, interned JSON."""
+    return sys.intern(json.dumps(value, separators=(",", ":"), sort_keys=True))
 
 
 class _Decoder:
-    """Rows back to records; equal JSON texts (tags, members) share one object."""
+    """Stored records back to :class:`RunRecord`. Equal tags, members and GPU-model maps
+    come back as one shared object each (a hundred thousand runs hold far fewer objects)."""
 
     def __init__(self, carbon: dict[int, CarbonSetting]) -> None:
         self._carbon = carbon
-        self._texts: dict[str, Any] = {}
+        self._shared: dict[tuple[int, str], Any] = {}
 
-    def _load(self, text: str | None, default: Any) -> Any:
-        if text is None:
-            return default
-        value = self._texts.get(text)
-        if value is None:
-            value = json.loads(text)
-            if isinstance(value, list):
-                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-            self._texts[text] = value
+    def _value(self, index: int, text: str) -> Any:
+        value = json.loads(text)
+        if index == _PART:
+            value = tuple(value)
+        self._shared[index, text] = value
         return value
 
-    def __call__(self, row: Sequence[Any]) -> tuple[int, int, RunRecord | None, str | None]:
-        path, size, mtime_ns, problem = row[0], row[1], row[2], row[3]
-        if problem is not None or row[4] is None:
-            return size, mtime_ns, None, problem or "no figures stored"
-        # The record columns follow RunRecord's fields, path first (checked by a test).
-        values = list(row[4:])
-        values[7] = self._load(values[7], {})  # tags
-        values[8] = self._load(values[8], ())  # part
-        values[10] = self._load(values[10], ())  # segments
-        values[15] = self._load(values[15], {})  # gpu_hours_by_model
-        values[21] = self._carbon.get(values[21]) if values[21] is not None else None
-        return size, mtime_ns, RunRecord(path, *values), None
+    def __call__(self, path: str | None, blob: bytes) -> RunRecord | None:
+        """The record of ``path``, or with ``path`` None one stored with its path; None
+        when the bytes are not a stored record (the caller reads the file again)."""
+        shared = self._shared
+        try:
+            f = marshal.loads(blob)
+            if path is None:
+                path, f = f[0], f[1:]
+            if not isinstance(f, tuple) or len(f) != _FIELDS:
+                return None
+            tags = shared.get((_TAGS, f[_TAGS]))
+            if tags is None:
+                tags = self._value(_TAGS, f[_TAGS])
+            part = shared.get((_PART, f[_PART]))
+            if part is None:
+                part = self._value(_PART, f[_PART])
+            models = shared.get((_GPU_MODELS, f[_GPU_MODELS]))
+            if models is None:
+                models = self._value(_GPU_MODELS, f[_GPU_MODELS])
+            carbon = self._carbon.get(f[_CARBON]) if f[_CARBON] is not None else None
+        except (ValueError, TypeError, EOFError, IndexError):
+            return None
+        return tuple.__new__(  # type: ignore[no-any-return]
+            RunRecord,
+            (path, *f[:_TAGS], tags, part, *f[_PART + 1 : _GPU_MODELS], models,
+             *f[_GPU_MODELS + 1 : _CARBON], carbon, *f[_CARBON + 1 :]),
+        )  # fmt: skip

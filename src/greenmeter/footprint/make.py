@@ -70,7 +70,7 @@ def _gather(
         )
 
     def stamps(parts: Sequence[RunRecord]) -> str:
-        return fingerprint((p.path, *collected.stamps.get(p.path, (0, 0))) for p in parts)
+        return fingerprint((p.path, *collected.stamp(p.path)) for p in parts)
 
     combined = combine_runs(
         collected.records,

@@ -13,11 +13,10 @@ market-based and embodied CO2e are separate fields and are never added together.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from greenmeter.report.models import UtcDatetime
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "FOOTPRINT_SCHEMA_VERSION",
@@ -38,6 +37,13 @@ FOOTPRINT_SCHEMA_VERSION = "1"
 #: The value a run without a grouping tag is grouped under.
 NO_TAG = "(none)"
 
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+# Defined here, not imported from the report models: a warm footprint never loads those.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from greenmeter.report.models import Report
+if TYPE_CHECKING:  # the report models load only when a report is read
+    from greenmeter.report.models import Report
 
 __all__ = [
     "CarbonSetting",
@@ -49,6 +51,14 @@ class CarbonSetting:
     pue_source: str
     dataset_version: str
 
+    def __hash__(self) -> int:
+        # computed once: settings are dictionary keys for every run summed
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(astuple(self))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     def key(self) -> str:
         """A stable text form (JSON, sorted keys): equal settings have equal keys."""
         return json.dumps(asdict(self), sort_keys=True)
@@ -59,14 +69,16 @@ class CarbonSetting:
         return cls(**json.loads(text))
 
 
-@dataclass(slots=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """One report file's figures (or, after merging, one run's).
 
-    Times are POSIX seconds (UTC). ``part`` names the ``host#rank`` members the report
-    covers; ``world_size`` is how many ranks the run had, so a report with fewer members
-    than that is one part of a larger run. ``segments`` are the spans of earlier segments
-    of a resumed run, whose energy this report already includes.
+    A named tuple: small, quick to make from a stored row (see
+    :mod:`greenmeter.footprint.index`). Times are POSIX seconds (UTC). ``tags`` and
+    ``gpu_hours_by_model`` are mappings that must not be changed (records may share
+    them). ``part`` names the ``host#rank`` members the report covers; ``world_size``
+    is how many ranks the run had, so a report with fewer members than that is one part
+    of a larger run. ``segments`` are the spans of earlier segments of a resumed run,
+    whose energy this report already includes.
     """
 
     path: str
@@ -93,7 +105,7 @@ class RunRecord:
     co2e_embodied_g: float | None
     carbon: CarbonSetting | None
     greenmeter_version: str
-    files: int = field(default=1)
+    files: int = 1
 
     @property
     def partial(self) -> bool:
@@ -230,4 +242,6 @@ def load_slim(blob: bytes) -> Report:
         ValueError: the bytes are not a slim report (a ``pydantic.ValidationError`` or a
             ``zlib.error``, both ``ValueError``-like; callers treat any failure alike).
     """
+    from greenmeter.report.models import Report
+
     return Report.model_validate_json(zlib.decompress(blob))

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from greenmeter.footprint.record import RunRecord, record_from_report
-from greenmeter.report.errors import ReportError
-from greenmeter.report.merge import merge_reports
-from greenmeter.report.models import Report
+
+if TYPE_CHECKING:  # the report package loads only when a run must be merged
+    from greenmeter.report.models import Report
 
 __all__ = ["Combined", "MergeCache", "combine_runs"]
 
@@ -86,7 +86,7 @@ def combine_runs(
     fingerprint: Callable[[Sequence[RunRecord]], str] | None = None,
     cache: MergeCache | None = None,
 ) -> Combined:
-    """One record per run id.
+    """One record per run id (runs seen once first, in the order given, then the others).
 
     Args:
         records: Every report file's record.
@@ -95,13 +95,14 @@ def combine_runs(
         cache: Keeps merged runs, so an unchanged run is not merged again.
     """
     out = Combined()
-    by_run: dict[str, list[RunRecord]] = {}
+    first: dict[str, RunRecord] = {}
+    more: dict[str, list[RunRecord]] = {}
     for r in records:
-        by_run.setdefault(r.run_id, []).append(r)
-    for run_id, group in by_run.items():
-        if len(group) == 1:
-            out.runs.append(group[0])
-            continue
+        have = first.setdefault(r.run_id, r)
+        if have is not r:
+            more.setdefault(r.run_id, [have]).append(r)
+    out.runs = [r for run_id, r in first.items() if run_id not in more]
+    for run_id, group in more.items():
         parts, dropped = _parts(group)
         out.checkpoints_dropped += dropped
         if len(parts) == 1:
@@ -109,7 +110,6 @@ def combine_runs(
             continue
         out.parts_merged += len(parts)
         out.runs.append(_merged(run_id, parts, load, fingerprint, cache, out.notes))
-    out.runs.sort(key=lambda r: (r.start_ts, r.run_id))
     return out
 
 
@@ -126,8 +126,11 @@ def _merged(
         hit = cache.merged(run_id, fp)
         if hit is not None:
             return hit
+    from greenmeter.report import merge
+    from greenmeter.report.errors import ReportError
+
     try:
-        merged = merge_reports([load(p) for p in parts])
+        merged = merge.merge_reports([load(p) for p in parts])
     except (ReportError, OSError) as exc:
         biggest = max(parts, key=lambda p: p.it_energy_j)
         notes.append(

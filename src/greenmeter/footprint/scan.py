@@ -14,14 +14,14 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = ["FoundFile", "ScanResult", "scan"]
 
 _GLOB_CHARS = frozenset("*?[")
 
 
-@dataclass(frozen=True, slots=True)
-class FoundFile:
+class FoundFile(NamedTuple):
     """A candidate report file: absolute path, size (bytes), modification time (ns)."""
 
     path: str
@@ -49,34 +49,39 @@ class ScanResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _walk(root: str, out: ScanResult, seen: set[str]) -> None:
+def _walk(root: str, out: ScanResult) -> None:
     stack = [root]
+    add = out.files.append
+    is_reg = stat.S_ISREG
+    new = tuple.__new__
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=_name)
         except OSError as exc:
             out.problems.append((folder, f"cannot list the directory: {exc.strerror or exc}"))
             continue
-        entries.sort(key=lambda e: e.name)
         subdirs = []
         for entry in entries:
             try:
+                if entry.name.endswith(".json"):
+                    st = entry.stat()
+                    if is_reg(st.st_mode):
+                        add(new(FoundFile, (entry.path, st.st_size, st.st_mtime_ns)))
+                        continue
                 if entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
-                    continue
-                if not entry.name.endswith(".json") or entry.path in seen:
-                    continue
-                st = entry.stat()
             except OSError:
                 continue  # vanished or a dangling link: nothing to read
-            if stat.S_ISREG(st.st_mode):
-                seen.add(entry.path)
-                out.files.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns))
         stack.extend(reversed(subdirs))
 
 
-def _add(path: str, out: ScanResult, seen: set[str], walked: set[str]) -> bool:
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _add(path: str, out: ScanResult, walked: set[str]) -> bool:
     """Add a file or walk a directory; False when ``path`` does not exist."""
     try:
         st = os.stat(path)
@@ -86,14 +91,12 @@ def _add(path: str, out: ScanResult, seen: set[str], walked: set[str]) -> bool:
         if path not in walked:
             walked.add(path)
             out.dirs.append(path)
-            _walk(path, out, seen)
-    elif path not in seen:
-        seen.add(path)
-        if stat.S_ISREG(st.st_mode):
-            out.files.append(FoundFile(path, st.st_size, st.st_mtime_ns))
-            out.explicit.append(path)
-        else:
-            out.problems.append((path, "not a regular file"))
+            _walk(path, out)
+    elif stat.S_ISREG(st.st_mode):
+        out.files.append(FoundFile(path, st.st_size, st.st_mtime_ns))
+        out.explicit.append(path)
+    else:
+        out.problems.append((path, "not a regular file"))
     return True
 
 
@@ -106,15 +109,20 @@ def _matches(pattern: str) -> Iterable[str]:
 def scan(inputs: Sequence[str | os.PathLike[str]]) -> ScanResult:
     """Every candidate report file under ``inputs`` (files, directories, globs)."""
     out = ScanResult()
-    seen: set[str] = set()
     walked: set[str] = set()
     for given in inputs:
         text = os.fspath(given)
-        if _add(os.path.abspath(os.path.expanduser(text)), out, seen, walked):
+        if _add(os.path.abspath(os.path.expanduser(text)), out, walked):
             continue
         found = False
         for match in _matches(text):
-            found = _add(os.path.abspath(match), out, seen, walked) or found
+            found = _add(os.path.abspath(match), out, walked) or found
         if not found:
             out.missing.append(text)
+    if len(walked) + len(out.explicit) > 1:  # inputs may overlap: each file once
+        once = {f.path: f for f in reversed(out.files)}
+        if len(once) < len(out.files):
+            out.files = [f for f in out.files if once.pop(f.path, None) is not None]
+            out.explicit = list(dict.fromkeys(out.explicit))
+        out.problems = list(dict.fromkeys(out.problems))
     return out

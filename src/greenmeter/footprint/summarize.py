@@ -28,7 +28,7 @@ from greenmeter.footprint.models import (
     SkippedFile,
 )
 from greenmeter.footprint.record import CarbonSetting, RunRecord
-from greenmeter.report.models import J_PER_KWH
+from greenmeter.units import J_PER_KWH
 
 if TYPE_CHECKING:
     from greenmeter.render.sources import Source
@@ -79,62 +79,100 @@ def group_label(key: Mapping[str, str]) -> str:
 
 
 class _Sum:
-    """Running sums over runs."""
+    """Running sums over runs; one per group, merged into the total."""
+
+    __slots__ = ("carbon", "emb", "emb_n", "est_j", "fac_j", "first", "gpu_by_model", "gpu_h",
+                 "high", "it_j", "last", "loc", "loc_n", "low", "market", "market_n",
+                 "periods", "status", "wall_s")  # fmt: skip
 
     def __init__(self) -> None:
         self.status: dict[str, int] = {}
-        self.n = 0
-        self.wall_s = 0.0
-        self.first: float | None = None
-        self.last: float | None = None
-        self.gpu_h = 0.0
+        self.wall_s = self.gpu_h = self.it_j = self.fac_j = self.est_j = 0.0
+        self.first = math.inf
+        self.last = -math.inf
         self.gpu_by_model: dict[str, float] = {}
-        self.it_j = 0.0
-        self.fac_j = 0.0
-        self.est_j = 0.0
-        self.loc = [0.0, 0.0, 0.0, 0]
-        self.market = [0.0, 0]
-        self.embodied = [0.0, 0]
-        self.sources: set[str] = set()
+        self.loc = self.low = self.high = self.market = self.emb = 0.0
+        self.loc_n = self.market_n = self.emb_n = 0
+        #: carbon setting -> [runs, facility energy (J)]
+        self.carbon: dict[CarbonSetting, list[float]] = {}
+        #: period index -> [runs, IT energy (J), facility energy (J)]
+        self.periods: dict[int, list[float]] = {}
 
-    def add(self, r: RunRecord, source: str | None) -> None:
-        self.n += 1
-        self.status[r.status] = self.status.get(r.status, 0) + 1
+    def add(self, r: RunRecord, period: int) -> None:
+        status = self.status
+        status[r.status] = status.get(r.status, 0) + 1
         self.wall_s += r.duration_s
-        self.first = r.start_ts if self.first is None else min(self.first, r.start_ts)
-        self.last = r.end_ts if self.last is None else max(self.last, r.end_ts)
+        if r.start_ts < self.first:
+            self.first = r.start_ts
+        if r.end_ts > self.last:
+            self.last = r.end_ts
         self.gpu_h += r.gpu_hours
-        for name, hours in r.gpu_hours_by_model.items():
-            self.gpu_by_model[name] = self.gpu_by_model.get(name, 0.0) + hours
-        self.it_j += r.it_energy_j
-        self.fac_j += r.facility_energy_j
+        if r.gpu_hours_by_model:
+            models = self.gpu_by_model
+            for name, hours in r.gpu_hours_by_model.items():
+                models[name] = models.get(name, 0.0) + hours
+        it_j, fac_j = r.it_energy_j, r.facility_energy_j
+        self.it_j += it_j
+        self.fac_j += fac_j
         self.est_j += r.estimated_energy_j
         if r.co2e_location_g is not None:
-            self.loc[0] += r.co2e_location_g
-            self.loc[1] += r.co2e_location_low_g or 0.0
-            self.loc[2] += r.co2e_location_high_g or 0.0
-            self.loc[3] += 1
+            self.loc += r.co2e_location_g
+            self.low += r.co2e_location_low_g or 0.0
+            self.high += r.co2e_location_high_g or 0.0
+            self.loc_n += 1
         if r.co2e_market_g is not None:
-            self.market[0] += r.co2e_market_g
-            self.market[1] += 1
+            self.market += r.co2e_market_g
+            self.market_n += 1
         if r.co2e_embodied_g is not None:
-            self.embodied[0] += r.co2e_embodied_g
-            self.embodied[1] += 1
-        if source is not None:
-            self.sources.add(source)
+            self.emb += r.co2e_embodied_g
+            self.emb_n += 1
+        if r.carbon is not None:
+            c = self.carbon.get(r.carbon)
+            if c is None:
+                self.carbon[r.carbon] = [1, fac_j]
+            else:
+                c[0] += 1
+                c[1] += fac_j
+        b = self.periods.get(period)
+        if b is None:
+            self.periods[period] = [1, it_j, fac_j]
+        else:
+            b[0] += 1
+            b[1] += it_j
+            b[2] += fac_j
 
-    def fields(self) -> dict[str, object]:
+    def merge(self, o: _Sum) -> None:
+        """Add another set of runs' sums to these."""
+        for k, v in o.status.items():
+            self.status[k] = self.status.get(k, 0) + v
+        for name in ("wall_s", "gpu_h", "it_j", "fac_j", "est_j", "loc", "low", "high",
+                     "market", "emb", "loc_n", "market_n", "emb_n"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(o, name))
+        self.first = min(self.first, o.first)
+        self.last = max(self.last, o.last)
+        for name, hours in o.gpu_by_model.items():
+            self.gpu_by_model[name] = self.gpu_by_model.get(name, 0.0) + hours
+        for table, other in ((self.carbon, o.carbon), (self.periods, o.periods)):
+            for key, values in other.items():
+                have = table.setdefault(key, [0] * len(values))
+                for i, v in enumerate(values):
+                    have[i] += v
+
+    def fields(
+        self, ids: Mapping[CarbonSetting, str], origin: float, days: int
+    ) -> dict[str, object]:
+        n = sum(self.status.values())
         return {
             "runs": RunCounts(
-                total=self.n,
+                total=n,
                 complete=self.status.get("complete", 0),
                 failed=self.status.get("failed", 0),
                 interrupted=self.status.get("interrupted", 0),
                 running=self.status.get("running", 0),
             ),
             "wall_time_s": self.wall_s,
-            "first_start_utc": _utc(self.first) if self.first is not None else None,
-            "last_end_utc": _utc(self.last) if self.last is not None else None,
+            "first_start_utc": _utc(self.first) if n else None,
+            "last_end_utc": _utc(self.last) if n else None,
             "gpu_hours": self.gpu_h,
             "gpu_hours_by_model": dict(sorted(self.gpu_by_model.items())),
             "it_energy_j": self.it_j,
@@ -144,43 +182,44 @@ class _Sum:
             "measured_energy_j": max(0.0, self.it_j - self.est_j),
             "estimated_energy_j": self.est_j,
             "estimated_share": min(1.0, self.est_j / self.it_j) if self.it_j > 0 else None,
-            "co2e_location_g": self.loc[0],
-            "co2e_location_low_g": self.loc[1],
-            "co2e_location_high_g": self.loc[2],
-            "runs_with_co2e": self.loc[3],
-            "co2e_market_g": self.market[0] if self.market[1] else None,
-            "runs_with_market": self.market[1],
-            "co2e_embodied_g": self.embodied[0] if self.embodied[1] else None,
-            "runs_with_embodied": self.embodied[1],
-            "sources": sorted(self.sources, key=lambda s: int(s[1:])),
+            "co2e_location_g": self.loc,
+            "co2e_location_low_g": self.low,
+            "co2e_location_high_g": self.high,
+            "runs_with_co2e": self.loc_n,
+            "co2e_market_g": self.market if self.market_n else None,
+            "runs_with_market": self.market_n,
+            "co2e_embodied_g": self.emb if self.emb_n else None,
+            "runs_with_embodied": self.emb_n,
+            "sources": sorted((ids[c] for c in self.carbon), key=lambda s: int(s[1:])),
+            "by_period": [
+                PeriodEnergy(
+                    start_utc=_utc(origin) + timedelta(days=k * days),
+                    days=days,
+                    runs=int(b[0]),
+                    it_energy_kwh=b[1] / J_PER_KWH,
+                    facility_energy_kwh=b[2] / J_PER_KWH,
+                )
+                for k, b in sorted(self.periods.items())
+            ],
         }
 
 
-def _source_ids(runs: Sequence[RunRecord]) -> dict[CarbonSetting, str]:
+def _source_ids(total: _Sum) -> dict[CarbonSetting, str]:
     """``S1``, ``S2``... by facility energy, largest first."""
-    energy: dict[CarbonSetting, float] = {}
-    for r in runs:
-        if r.carbon is not None:
-            energy[r.carbon] = energy.get(r.carbon, 0.0) + r.facility_energy_j
-    order = sorted(energy, key=lambda c: (-energy[c], c.key()))
+    order = sorted(total.carbon, key=lambda c: (-total.carbon[c][1], c.key()))
     return {c: f"S{n}" for n, c in enumerate(order, 1)}
 
 
-def _sources(runs: Sequence[RunRecord], ids: Mapping[CarbonSetting, str]) -> list[IntensitySource]:
+def _sources(total: _Sum, ids: Mapping[CarbonSetting, str]) -> list[IntensitySource]:
     """The carbon settings used, with the citation keys :func:`citations` gives them."""
-    counts: dict[CarbonSetting, list[float]] = {}
-    for r in runs:
-        if r.carbon is not None:
-            c = counts.setdefault(r.carbon, [0, 0.0])
-            c[0] += 1
-            c[1] += r.facility_energy_j
-    run_year = _utc(max(r.end_ts for r in runs)).year if runs else 1970
+    run_year = _utc(total.last).year if total.carbon else 1970
     out = []
     for c, sid in ids.items():
+        runs, fac_j = total.carbon[c]
         source = IntensitySource(
             id=sid,
-            runs=int(counts[c][0]),
-            facility_energy_kwh=counts[c][1] / J_PER_KWH,
+            runs=int(runs),
+            facility_energy_kwh=fac_j / J_PER_KWH,
             intensity_g_per_kwh=c.intensity_g_per_kwh,
             unit=c.unit,
             basis=c.basis,
@@ -223,30 +262,30 @@ def _period_days(runs: Sequence[RunRecord]) -> tuple[float, int]:
     """Start of the first period (midnight UTC, POSIX s) and the period length in days."""
     if not runs:
         return 0.0, 1
-    first = min(r.start_ts for r in runs)
-    last = max(r.start_ts for r in runs)
+    first = last = runs[0].start_ts
+    for r in runs:
+        if r.start_ts < first:
+            first = r.start_ts
+        elif r.start_ts > last:
+            last = r.start_ts
     origin = math.floor(first / _DAY_S) * _DAY_S
     span_days = math.floor((last - origin) / _DAY_S) + 1
     return origin, max(1, math.ceil(span_days / MAX_PERIODS))
 
 
-def _by_period(runs: Sequence[RunRecord], origin: float, days: int) -> list[PeriodEnergy]:
-    buckets: dict[int, list[float]] = {}
+def _tag_notes(runs: Sequence[RunRecord], group_by: Sequence[str], filters: Filters) -> list[str]:
+    """A note per tag asked for (to group by or to select on) that no run carries."""
+    wanted = list(dict.fromkeys([*group_by, *filters.where]))
+    seen: set[int] = set()
+    missing = set(wanted)
     for r in runs:
-        k = int((r.start_ts - origin) // (days * _DAY_S))
-        b = buckets.setdefault(k, [0, 0.0, 0.0])
-        b[0] += 1
-        b[1] += r.it_energy_j
-        b[2] += r.facility_energy_j
+        if missing and id(r.tags) not in seen:
+            seen.add(id(r.tags))
+            missing.difference_update(r.tags)
     return [
-        PeriodEnergy(
-            start_utc=_utc(origin) + timedelta(days=k * days),
-            days=days,
-            runs=int(b[0]),
-            it_energy_kwh=b[1] / J_PER_KWH,
-            facility_energy_kwh=b[2] / J_PER_KWH,
-        )
-        for k, b in sorted(buckets.items())
+        f"No run carries the tag {t!r} (tags are case-sensitive; see each run's `tags`)."
+        for t in wanted
+        if t in missing
     ]
 
 
@@ -305,39 +344,47 @@ def summarize(
     from greenmeter import __version__
 
     filters = filters or Filters()
-    kept = [r for r in runs if filters.accepts(r)]
-    ids = _source_ids(kept)
-    total = _Sum()
-    groups: dict[tuple[str, ...], tuple[_Sum, list[RunRecord]]] = {}
-    listing: list[FootprintRun] = []
-    for r in kept:
-        source = ids.get(r.carbon) if r.carbon is not None else None
-        total.add(r, source)
-        if group_by or include_runs:
-            key = tuple(r.tags.get(t, NO_TAG) for t in group_by)
-            acc, members = groups.setdefault(key, (_Sum(), []))
-            acc.add(r, source)
-            members.append(r)
-            if include_runs:
-                listing.append(
-                    _run_entry(r, group_label(dict(zip(group_by, key, strict=True))), source)
-                )
+    no_filter = filters.since is None and filters.until is None and not filters.where
+    kept = list(runs) if no_filter else [r for r in runs if filters.accepts(r)]
     origin, days = _period_days(kept)
+    width = days * _DAY_S
+    groups: dict[tuple[str, ...], _Sum] = {}
+    keys: dict[int, tuple[str, ...]] = {}  # tags mapping (shared by runs) -> group key
+    for r in kept:
+        key = keys.get(id(r.tags))
+        if key is None:
+            key = keys[id(r.tags)] = tuple(r.tags.get(t, NO_TAG) for t in group_by)
+        acc = groups.get(key)
+        if acc is None:
+            acc = groups[key] = _Sum()
+        acc.add(r, int((r.start_ts - origin) // width))
+    total = _Sum()
+    for acc in groups.values():
+        total.merge(acc)
+    ids = _source_ids(total)
     out_groups = []
     if group_by:
-        order = sorted(groups, key=lambda k: [(v == NO_TAG, v) for v in k])
-        for key in order:
-            acc, members = groups[key]
+        for key in sorted(groups, key=lambda k: [(v == NO_TAG, v) for v in k]):
             named = dict(zip(group_by, key, strict=True))
             out_groups.append(
                 FootprintGroup(
                     key=named,
                     label=group_label(named),
-                    by_period=_by_period(members, origin, days),
-                    **acc.fields(),  # type: ignore[arg-type]
+                    **groups[key].fields(ids, origin, days),  # type: ignore[arg-type]
                 )
             )
-    sources = _sources(kept, ids)
+    listing = None
+    if include_runs:
+        listing = [
+            _run_entry(
+                r,
+                group_label(dict(zip(group_by, (r.tags.get(t, NO_TAG) for t in group_by),
+                                     strict=True))),
+                ids.get(r.carbon) if r.carbon is not None else None,
+            )
+            for r in sorted(kept, key=lambda r: (r.start_ts, r.run_id))
+        ]  # fmt: skip
+    sources = _sources(total, ids)
     counts = files.model_copy(update={"filtered_out": len(runs) - len(kept)})
     return FootprintSummary(
         generated_utc=datetime.now(timezone.utc),
@@ -349,14 +396,11 @@ def summarize(
         period_days=days,
         files=counts,
         groups=out_groups,
-        total=FootprintTotals(
-            by_period=_by_period(kept, origin, days),
-            **total.fields(),  # type: ignore[arg-type]
-        ),
+        total=FootprintTotals(**total.fields(ids, origin, days)),  # type: ignore[arg-type]
         sources=sources,
         skipped=[SkippedFile(path=p, problem=m) for p, m in skipped],
-        notes=[*_notes(kept, sources), *notes],
-        runs=listing if include_runs else None,
+        notes=[*_notes(kept, sources), *_tag_notes(runs, group_by, filters), *notes],
+        runs=listing,
     )
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from greenmeter.report.models import Report
+if TYPE_CHECKING:
+    from greenmeter.report.models import Report
 
 __all__ = [
     "Source",

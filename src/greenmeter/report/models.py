@@ -29,6 +29,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
 from greenmeter.report.tags import MAX_TAG_VALUE, MAX_TAGS
+from greenmeter.units import J_PER_KWH
 
 __all__ = [
     "CONFIDENCE_LEVELS",
@@ -60,8 +61,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "2"
-#: Joules in one kilowatt-hour.
-J_PER_KWH = 3_600_000.0
 #: Bounds that keep a report's size fixed however long the run.
 MAX_TIMELINE_POINTS = 4096
 MAX_PHASE_INTERVALS = 1024

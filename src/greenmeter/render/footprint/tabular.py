@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterable
 
 from greenmeter.footprint.models import FootprintRun, FootprintSummary, FootprintTotals
-from greenmeter.report.models import J_PER_KWH
+from greenmeter.units import J_PER_KWH
 
 __all__ = ["FOOTPRINT_CSV_COLUMNS", "csv_text", "footprint_csv", "footprint_json"]
 
