@@ -7,6 +7,7 @@ directory, a lock held too long by another process) the footprint reads every fi
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -110,6 +111,27 @@ def footprint(
     Raises:
         FootprintError: an input matches no file or directory.
     """
+    # A footprint makes a few objects per report and frees them together at the end; the
+    # cycle collector's passes over 10^5 live records would cost a fifth of a warm run.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _footprint(inputs, group_by, since, until, where, index, include_runs, warnings)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _footprint(
+    inputs: Sequence[str | os.PathLike[str]],
+    group_by: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    where: Mapping[str, Sequence[str]] | None,
+    index: str | os.PathLike[str] | None,
+    include_runs: bool,
+    warnings: list[str] | None,
+) -> FootprintSummary:
     notes = warnings if warnings is not None else []
     path = default_index_path() if index == DEFAULT_INDEX else index
     db = _open(Path(path), notes) if path is not None else None
@@ -144,7 +166,7 @@ def footprint(
         files=counts,
         group_by=list(group_by),
         filters=Filters(since=since, until=until, where=dict(where or {})),
-        skipped=collected.skipped,
+        skipped=sorted(collected.skipped),
         notes=combined.notes,
         include_runs=include_runs,
     )

@@ -34,7 +34,8 @@ class ScanResult:
     """What :func:`scan` found.
 
     Attributes:
-        files: Every candidate file, once, in a stable order.
+        files: Every candidate file, once, in the order the file system lists them (the
+            same order for the same, unchanged folders).
         dirs: Absolute directories walked (their index entries can be checked for files
             that disappeared).
         explicit: Files named directly (or by a glob), not found by walking a directory.
@@ -58,7 +59,7 @@ def _walk(root: str, out: ScanResult) -> None:
         folder = stack.pop()
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=_name)
+                entries = list(it)
         except OSError as exc:
             out.problems.append((folder, f"cannot list the directory: {exc.strerror or exc}"))
             continue
@@ -75,10 +76,6 @@ def _walk(root: str, out: ScanResult) -> None:
             except OSError:
                 continue  # vanished or a dangling link: nothing to read
         stack.extend(reversed(subdirs))
-
-
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
 
 
 def _add(path: str, out: ScanResult, walked: set[str]) -> bool:

@@ -98,48 +98,59 @@ class _Sum:
         #: period index -> [runs, IT energy (J), facility energy (J)]
         self.periods: dict[int, list[float]] = {}
 
-    def add(self, r: RunRecord, period: int) -> None:
-        status = self.status
-        status[r.status] = status.get(r.status, 0) + 1
-        self.wall_s += r.duration_s
-        if r.start_ts < self.first:
-            self.first = r.start_ts
-        if r.end_ts > self.last:
-            self.last = r.end_ts
-        self.gpu_h += r.gpu_hours
-        if r.gpu_hours_by_model:
-            models = self.gpu_by_model
+    @classmethod
+    def of(cls, runs: Sequence[RunRecord], origin: float, width_s: float) -> _Sum:
+        """The sums of ``runs``; periods of ``width_s`` seconds from ``origin``."""
+        out = cls()
+        status, models, carbon, periods = out.status, out.gpu_by_model, out.carbon, out.periods
+        wall = gpu = it = fac = est = loc = low = high = market = emb = 0.0
+        loc_n = market_n = emb_n = 0
+        first, last = math.inf, -math.inf
+        for r in runs:  # plain locals: this loop sees every run
+            status[r.status] = status.get(r.status, 0) + 1
+            wall += r.duration_s
+            if r.start_ts < first:
+                first = r.start_ts
+            if r.end_ts > last:
+                last = r.end_ts
+            gpu += r.gpu_hours
             for name, hours in r.gpu_hours_by_model.items():
                 models[name] = models.get(name, 0.0) + hours
-        it_j, fac_j = r.it_energy_j, r.facility_energy_j
-        self.it_j += it_j
-        self.fac_j += fac_j
-        self.est_j += r.estimated_energy_j
-        if r.co2e_location_g is not None:
-            self.loc += r.co2e_location_g
-            self.low += r.co2e_location_low_g or 0.0
-            self.high += r.co2e_location_high_g or 0.0
-            self.loc_n += 1
-        if r.co2e_market_g is not None:
-            self.market += r.co2e_market_g
-            self.market_n += 1
-        if r.co2e_embodied_g is not None:
-            self.emb += r.co2e_embodied_g
-            self.emb_n += 1
-        if r.carbon is not None:
-            c = self.carbon.get(r.carbon)
-            if c is None:
-                self.carbon[r.carbon] = [1, fac_j]
+            it_j, fac_j = r.it_energy_j, r.facility_energy_j
+            it += it_j
+            fac += fac_j
+            est += r.estimated_energy_j
+            if r.co2e_location_g is not None:
+                loc += r.co2e_location_g
+                low += r.co2e_location_low_g or 0.0
+                high += r.co2e_location_high_g or 0.0
+                loc_n += 1
+            if r.co2e_market_g is not None:
+                market += r.co2e_market_g
+                market_n += 1
+            if r.co2e_embodied_g is not None:
+                emb += r.co2e_embodied_g
+                emb_n += 1
+            if r.carbon is not None:
+                c = carbon.get(r.carbon)
+                if c is None:
+                    carbon[r.carbon] = [1, fac_j]
+                else:
+                    c[0] += 1
+                    c[1] += fac_j
+            k = int((r.start_ts - origin) // width_s)
+            b = periods.get(k)
+            if b is None:
+                periods[k] = [1, it_j, fac_j]
             else:
-                c[0] += 1
-                c[1] += fac_j
-        b = self.periods.get(period)
-        if b is None:
-            self.periods[period] = [1, it_j, fac_j]
-        else:
-            b[0] += 1
-            b[1] += it_j
-            b[2] += fac_j
+                b[0] += 1
+                b[1] += it_j
+                b[2] += fac_j
+        out.wall_s, out.gpu_h, out.it_j, out.fac_j, out.est_j = wall, gpu, it, fac, est
+        out.loc, out.low, out.high, out.market, out.emb = loc, low, high, market, emb
+        out.loc_n, out.market_n, out.emb_n = loc_n, market_n, emb_n
+        out.first, out.last = first, last
+        return out
 
     def merge(self, o: _Sum) -> None:
         """Add another set of runs' sums to these."""
@@ -348,16 +359,15 @@ def summarize(
     kept = list(runs) if no_filter else [r for r in runs if filters.accepts(r)]
     origin, days = _period_days(kept)
     width = days * _DAY_S
-    groups: dict[tuple[str, ...], _Sum] = {}
-    keys: dict[int, tuple[str, ...]] = {}  # tags mapping (shared by runs) -> group key
+    members: dict[tuple[str, ...], list[RunRecord]] = {}
+    keys: dict[int, list[RunRecord]] = {}  # tags mapping (shared by runs) -> its group
     for r in kept:
-        key = keys.get(id(r.tags))
-        if key is None:
-            key = keys[id(r.tags)] = tuple(r.tags.get(t, NO_TAG) for t in group_by)
-        acc = groups.get(key)
-        if acc is None:
-            acc = groups[key] = _Sum()
-        acc.add(r, int((r.start_ts - origin) // width))
+        group = keys.get(id(r.tags))
+        if group is None:
+            key = tuple(r.tags.get(t, NO_TAG) for t in group_by)
+            group = keys[id(r.tags)] = members.setdefault(key, [])
+        group.append(r)
+    groups = {key: _Sum.of(runs_of, origin, width) for key, runs_of in members.items()}
     total = _Sum()
     for acc in groups.values():
         total.merge(acc)
