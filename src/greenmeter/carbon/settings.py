@@ -252,4 +252,3 @@ def setting(
         if isinstance(table, dict) and key in table:
             return table[key], label
     return None
-

@@ -7,6 +7,7 @@ Subcommands::
     greenmeter compare A.json B.json ...   side-by-side comparison
     greenmeter merge A.json B.json -o M    merge per-node or per-rank reports
     greenmeter validate FILE...            check report files against the schema
+    greenmeter footprint PATH... [--by T]  every run of a project, grouped and summed
     greenmeter schema                      print the report's JSON Schema
     greenmeter doctor [--json]             which sensors this host has, and fixes
     greenmeter demo [--out DIR] [--quick]  a self-contained example run
@@ -42,6 +43,7 @@ from greenmeter.cli.common import (
     positive_float,
     positive_int,
 )
+from greenmeter.cli.footprint import add_footprint_parser
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -267,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     val.add_argument("files", nargs="+", metavar="FILE", help="report JSON files")
     val.add_argument("-q", "--quiet", action="store_true", help="print only the problems")
+
+    add_footprint_parser(sub)
 
     sch = sub.add_parser(
         "schema",

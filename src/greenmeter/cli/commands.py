@@ -2,6 +2,7 @@
 
 The work itself lives elsewhere: :mod:`greenmeter.runner` (run), :mod:`greenmeter.report`
 (merge, validate, schema), :mod:`greenmeter.render` (report, compare, plots),
+:mod:`greenmeter.cli.footprint` (footprint),
 :mod:`greenmeter.demo` and :mod:`greenmeter.cli.doctor`.
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "cmd_compare",
     "cmd_demo",
     "cmd_doctor",
+    "cmd_footprint",
     "cmd_merge",
     "cmd_report",
     "cmd_run",
@@ -264,6 +266,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if bad:
         sys.stderr.write(f"greenmeter validate: {bad} of {len(args.files)} file(s) invalid\n")
     return 1 if bad else 0
+
+
+def cmd_footprint(args: argparse.Namespace) -> int:
+    """``greenmeter footprint``: see :mod:`greenmeter.cli.footprint`."""
+    from greenmeter.cli.footprint import cmd_footprint as run_footprint
+
+    return run_footprint(args)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -12,7 +12,16 @@ from greenmeter.render.numbers import sig
 from greenmeter.render.sources import intensity_keys, pue_keys
 from greenmeter.report.models import Component, Report
 
-__all__ = ["Cite", "Part", "Sentence", "component_methods", "hardware", "methods", "plain"]
+__all__ = [
+    "Cite",
+    "Part",
+    "Sentence",
+    "component_methods",
+    "hardware",
+    "intensity_words",
+    "methods",
+    "plain",
+]
 
 _GIB = 1024**3
 _KIND_LABEL = {
@@ -159,6 +168,26 @@ def _pue(report: Report) -> Sentence:
         *cites,
         ".",
     )
+
+
+def intensity_words(
+    value_g_per_kwh: float,
+    unit: str,
+    where: str,
+    year: int | None,
+    basis: str,
+    licence: str | None,
+) -> str:
+    """A grid intensity in words: ``"44.18 gCO2e/kWh for France (FRA), data year 2024,
+    lifecycle basis, licence CC-BY-4.0"`` (parts that are not known are left out)."""
+    bits = [f"{sig(value_g_per_kwh, 4)} {unit} for {where}"]
+    if year:
+        bits.append(f"data year {year}")
+    if basis not in ("unknown", "user"):
+        bits.append(f"{basis.replace('_', ' ')} basis")
+    if licence:
+        bits.append(f"licence {licence}")
+    return ", ".join(bits)
 
 
 def _gas_words(gas: str) -> str:

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 
 from greenmeter.report.models import Report
 
-__all__ = ["Source", "bibtex", "cited_sources", "embodied_keys", "intensity_keys", "pue_keys"]
+__all__ = [
+    "Source",
+    "bibtex",
+    "bibtex_entries",
+    "cited_sources",
+    "embodied_keys",
+    "greenmeter_source",
+    "intensity_keys",
+    "intensity_sources",
+    "pue_keys",
+    "pue_sources",
+]
 
 
 @dataclass(frozen=True)
@@ -54,19 +65,23 @@ def _year(text: str | None, default: int | None = None) -> int | None:
     return int(found[0]) if found else default
 
 
-def _greenmeter(report: Report) -> Source:
-    version = _bib_text(report.software.greenmeter)
+def greenmeter_source(version: str, year: int) -> Source:
+    """The citation of greenmeter itself, ``version`` as recorded, dated ``year``."""
     url = "https://greenmeter.readthedocs.io"
     entry = (
         "@misc{greenmeter,\n"
         "  author = {{greenmeter authors}},\n"
         "  title = {{greenmeter}: energy and carbon accounting for machine learning},\n"
-        f"  note = {{Software, version {version}}},\n"
-        f"  year = {{{report.start_utc.year}}},\n"
+        f"  note = {{Software, version {_bib_text(version)}}},\n"
+        f"  year = {{{year}}},\n"
         f"  howpublished = {{\\url{{{url}}}}}\n"
         "}"
     )
-    return Source("greenmeter", f"greenmeter {report.software.greenmeter}", url, entry)
+    return Source("greenmeter", f"greenmeter {version}", url, entry)
+
+
+def _greenmeter(report: Report) -> Source:
+    return greenmeter_source(report.software.greenmeter, report.start_utc.year)
 
 
 #: BibTeX keys of the bundled carbon sources (one entry each).
@@ -106,7 +121,7 @@ def _dataset_source(source_id: str, year: int | None) -> Source | None:
     return Source(key, label, url, entry)
 
 
-def _electricitymaps(report: Report) -> Source:
+def _electricitymaps(year: int) -> Source:
     url = "https://www.electricitymaps.com"
     return Source(
         "electricitymaps",
@@ -115,7 +130,7 @@ def _electricitymaps(report: Report) -> Source:
         "@misc{electricitymaps,\n"
         "  author = {{Electricity Maps}},\n"
         "  title = {{Electricity Maps}: carbon intensity of electricity consumption},\n"
-        f"  year = {{{report.start_utc.year}}},\n"
+        f"  year = {{{year}}},\n"
         f"  howpublished = {{\\url{{{url}}}}}\n"
         "}",
     )
@@ -137,22 +152,47 @@ def _uptime(source: str) -> Source:
     )
 
 
+def intensity_sources(
+    source_id: str | None,
+    data_year: int | None,
+    *,
+    series_origin: str | None = None,
+    series_source: str | None = None,
+    run_year: int,
+) -> list[Source]:
+    """Sources behind a grid intensity, from plain values (empty for a user figure).
+
+    Args:
+        source_id: The bundled source's id (``carbon.intensity.source_id``), if any.
+        data_year: The intensity's data year, if known.
+        series_origin: A time series' origin (``file``, ``electricitymaps``), if one was
+            used; the static figure is then not cited.
+        series_source: That time series' ``source`` text.
+        run_year: Year of the run (dates a live provider's data).
+    """
+    out: list[Source] = []
+    if series_origin is None and source_id:
+        found = _dataset_source(source_id, data_year)
+        if found is not None:
+            out.append(found)
+    if series_origin == "electricitymaps" or "electricitymaps" in (series_source or "").lower():
+        out.append(_electricitymaps(run_year))
+    return out
+
+
 def intensity_keys(report: Report) -> list[Source]:
     """Sources behind the grid intensity actually used (empty for a user figure)."""
     carbon = report.carbon
     if carbon is None:
         return []
-    out: list[Source] = []
     series = carbon.time_series
-    if series is None and carbon.intensity.source_id:
-        found = _dataset_source(carbon.intensity.source_id, carbon.intensity.year)
-        if found is not None:
-            out.append(found)
-    if series is not None and (
-        series.origin == "electricitymaps" or "electricitymaps" in series.source.lower()
-    ):
-        out.append(_electricitymaps(report))
-    return out
+    return intensity_sources(
+        carbon.intensity.source_id,
+        carbon.intensity.year,
+        series_origin=series.origin if series is not None else None,
+        series_source=series.source if series is not None else None,
+        run_year=report.start_utc.year,
+    )
 
 
 def _bloom() -> Source:
@@ -184,12 +224,14 @@ def embodied_keys(report: Report) -> list[Source]:
     return [_bloom()] if used else []
 
 
-def pue_keys(report: Report) -> list[Source]:
-    """Sources behind the PUE (empty when none is recognised)."""
-    if report.carbon is None:
-        return []
-    source = report.carbon.pue.source
+def pue_sources(source: str) -> list[Source]:
+    """Sources behind a PUE, from its ``source`` text (empty when none is recognised)."""
     return [_uptime(source)] if "uptime" in source.lower() else []
+
+
+def pue_keys(report: Report) -> list[Source]:
+    """Sources behind the report's PUE (empty when none is recognised)."""
+    return [] if report.carbon is None else pue_sources(report.carbon.pue.source)
 
 
 def cited_sources(report: Report) -> list[Source]:
@@ -206,11 +248,15 @@ def cited_sources(report: Report) -> list[Source]:
     return out
 
 
+def bibtex_entries(sources: list[Source]) -> str:
+    """The BibTeX entries of ``sources``, each key once, in order."""
+    seen: dict[str, Source] = {}
+    for src in sources:
+        seen.setdefault(src.key, src)
+    return "\n\n".join(s.entry for s in seen.values()) + "\n"
+
+
 def bibtex(reports: Report | list[Report]) -> str:
     """BibTeX entries for the sources of one or several reports."""
     items = reports if isinstance(reports, list) else [reports]
-    seen: dict[str, Source] = {}
-    for report in items:
-        for src in cited_sources(report):
-            seen.setdefault(src.key, src)
-    return "\n\n".join(s.entry for s in seen.values()) + "\n"
+    return bibtex_entries([src for report in items for src in cited_sources(report)])

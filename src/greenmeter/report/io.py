@@ -24,6 +24,7 @@ __all__ = [
     "SCHEMA_VERSIONS",
     "load_report",
     "parse_report",
+    "read_report_bytes",
     "register_schema",
     "save_report",
     "validate_files",
@@ -119,6 +120,15 @@ def load_report(path: str | Path, *, max_bytes: int | None = None) -> Report:
     Raises:
         ReportError: unreadable, too large, not JSON, unknown version or invalid.
     """
+    return parse_report(read_report_bytes(path, max_bytes=max_bytes), source=str(path))
+
+
+def read_report_bytes(path: str | Path, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of a report file, size-checked but not parsed (see :func:`load_report`).
+
+    Raises:
+        ReportError: unreadable, too large or empty.
+    """
     limit = MAX_REPORT_BYTES if max_bytes is None else int(max_bytes)
     name = str(path)
     try:
@@ -139,7 +149,7 @@ def load_report(path: str | Path, *, max_bytes: int | None = None) -> Report:
         raise ReportError(f"file is over the {limit}-byte limit for a report", path=name)
     if not data.strip():
         raise ReportError("the file is empty", path=name)
-    return parse_report(data, source=name)
+    return data
 
 
 def save_report(report: BaseModel, path: str | Path) -> Path:

@@ -36,6 +36,7 @@ from greenmeter.core.limits import MAX_NAME_CHARS, MAX_PHASE_DEPTH, MAX_PHASES
 from greenmeter.report.efficiency import Efficiency, efficiency
 from greenmeter.report.fields import NonNegFloat, NonNegInt, StrictModel
 from greenmeter.report.tags import MAX_TAG_VALUE, MAX_TAGS
+from greenmeter.units import J_PER_KWH
 
 __all__ = [
     "CONFIDENCE_LEVELS",
@@ -69,8 +70,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "2"
-#: Joules in one kilowatt-hour.
-J_PER_KWH = 3_600_000.0
 #: Bounds that keep a report's size fixed however long the run.
 MAX_TIMELINE_POINTS = 4096
 MAX_PHASE_INTERVALS = 1024

@@ -19,12 +19,10 @@ __all__ = ["build_shared_library", "cache_root", "emulator_source", "loaded_libr
 
 
 def cache_root() -> Path:
-    """The folder compiled emulator libraries are cached in."""
-    env = os.environ.get("GREENMETER_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "greenmeter"
+    """The folder compiled emulator libraries are cached in (greenmeter's cache rule)."""
+    from greenmeter.cache import cache_dir
+
+    return cache_dir()
 
 
 def emulator_source(file_name: str) -> str:
