@@ -1,13 +1,35 @@
-"""Efficiency figures: computed here and nowhere else (builder and merge both call it)."""
+"""Efficiency figures: the model and the one function that computes them.
+
+The builder, the merge and the model's own check all call :func:`efficiency`, so a figure
+has one definition. This module imports no other report model (no import loop).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from greenmeter.report.models import Efficiency
+from greenmeter.report.base import NonNegFloat, NonNegInt, _Model
 
-__all__ = ["efficiency", "percentile"]
+__all__ = ["Efficiency", "efficiency", "percentile"]
+
+
+class Efficiency(_Model):
+    """Efficiency figures, all from IT energy; computed by ``greenmeter.report.efficiency``."""
+
+    energy_per_sample_j: NonNegFloat | None = None
+    energy_per_token_j: NonNegFloat | None = None
+    energy_per_step_j: NonNegFloat | None = None
+    samples_per_s: NonNegFloat | None = None
+    tokens_per_s: NonNegFloat | None = None
+    steps_per_s: NonNegFloat | None = None
+    latency_count: NonNegInt = 0
+    latency_mean_s: NonNegFloat | None = None
+    latency_p50_s: NonNegFloat | None = None
+    latency_p95_s: NonNegFloat | None = None
+    latency_p99_s: NonNegFloat | None = None
+    mean_power_w: NonNegFloat | None = None
+    peak_power_w: NonNegFloat | None = None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

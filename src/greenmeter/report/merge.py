@@ -36,15 +36,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from greenmeter.report.build import (
-    DEVICE_HOUR_KINDS,
-    _coalesce,
-    _downsample_reservoir,
-    _nest,
-    _Warnings,
-)
+from greenmeter.report.build import DEVICE_HOUR_KINDS, _coalesce, _downsample_reservoir
 from greenmeter.report.efficiency import efficiency
 from greenmeter.report.errors import ReportError, format_validation_error
+from greenmeter.report.inputs import Warnings
 from greenmeter.report.models import (
     CONFIDENCE_LEVELS,
     J_PER_KWH,
@@ -59,6 +54,7 @@ from greenmeter.report.models import (
     Totals,
 )
 from greenmeter.report.tags import MAX_TAGS
+from greenmeter.report.tree import nest
 
 __all__ = ["merge_reports"]
 
@@ -158,7 +154,7 @@ def _combine_co2e(parts: Sequence[_Share], it_j: float, pue: float) -> Any:
 class _Parts:
     """Which component keys each part contributes, after de-duplication."""
 
-    def __init__(self, reports: Sequence[Report], warn: _Warnings) -> None:
+    def __init__(self, reports: Sequence[Report], warn: Warnings) -> None:
         self.keymap: list[dict[str, str]] = []
         self.components: list[Component] = []
         self.kind: dict[str, str] = {}
@@ -249,7 +245,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         reports,
         key=lambda r: (min((x.rank for x in r.ranks), default=1 << 30), r.start_utc),
     )
-    warn = _Warnings()
+    warn = Warnings()
     parts = _Parts(order, warn)
     start = min(r.start_utc for r in order)
     end = max(r.end_utc for r in order)
@@ -274,7 +270,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         for phase in report.iter_phases():
             by_path.setdefault(tuple(phase.path), []).append((i, phase))
     flat = {path: _merge_phase(path, items, parts, offset, pue) for path, items in by_path.items()}
-    phases = _nest(flat, warn)
+    phases = nest(flat, warn)
 
     # totals
     items = [(i, r.totals) for i, r in enumerate(order)]

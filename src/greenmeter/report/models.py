@@ -15,28 +15,85 @@ Conventions, enforced by validation:
 * the figures that depend on each other are checked on load: kWh against joules,
   facility energy against IT energy x PUE, IT energy against the sum of its components,
   phase paths against the tree, component keys against the component list.
+
+The models live in small modules by subject (:mod:`~greenmeter.report.base`,
+:mod:`~greenmeter.report.run_facts`, :mod:`~greenmeter.report.components`,
+:mod:`~greenmeter.report.efficiency`); this module holds the phases and the run level and
+names every model, so ``from greenmeter.report.models import X`` finds any of them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
-from greenmeter.report.tags import MAX_TAG_VALUE, MAX_TAGS
+from greenmeter.files import write_file
+from greenmeter.report.base import (
+    CONFIDENCE_LEVELS,
+    J_PER_KWH,
+    ComponentKindName,
+    ConfidenceLevel,
+    ExtraValue,
+    MethodName,
+    Name,
+    NonNegFloat,
+    NonNegInt,
+    PhaseKindName,
+    ScopeName,
+    Status,
+    TagKey,
+    TagValue,
+    UtcDatetime,
+    _Model,
+    component_key,
+)
+from greenmeter.report.base import close as _close
+from greenmeter.report.components import (
+    Component,
+    CounterComponent,
+    EstimatedComponent,
+    SampledComponent,
+    UnavailableSource,
+)
+from greenmeter.report.efficiency import Efficiency, efficiency
+from greenmeter.report.limits import (
+    MAX_LATENCY_SAMPLES,
+    MAX_PHASE_DEPTH,
+    MAX_PHASE_INTERVALS,
+    MAX_PHASES,
+    MAX_TIMELINE_POINTS,
+)
+from greenmeter.report.reader import load_document
+from greenmeter.report.run_facts import (
+    GitInfo,
+    GpuInfo,
+    HostInfo,
+    ModelInfo,
+    RankInfo,
+    SoftwareInfo,
+)
+from greenmeter.report.tags import MAX_TAGS
 
 __all__ = [
     "CONFIDENCE_LEVELS",
     "J_PER_KWH",
+    "MAX_LATENCY_SAMPLES",
+    "MAX_PHASES",
+    "MAX_PHASE_DEPTH",
+    "MAX_PHASE_INTERVALS",
+    "MAX_TIMELINE_POINTS",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
+    "UPGRADES",
     "Component",
     "ComponentKindName",
     "Confidence",
+    "ConfidenceLevel",
     "CounterComponent",
     "Efficiency",
     "EstimatedComponent",
@@ -53,6 +110,8 @@ __all__ = [
     "Report",
     "ReportWarning",
     "SampledComponent",
+    "ScopeName",
+    "Segment",
     "SoftwareInfo",
     "Totals",
     "UnavailableSource",
@@ -60,68 +119,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "2"
-#: Joules in one kilowatt-hour.
-J_PER_KWH = 3_600_000.0
-#: Bounds that keep a report's size fixed however long the run.
-MAX_TIMELINE_POINTS = 4096
-MAX_PHASE_INTERVALS = 1024
-MAX_LATENCY_SAMPLES = 4096
-#: Deepest phase nesting a report holds (a phase path has at most this many names).
-MAX_PHASE_DEPTH = 32
-#: Most distinct phase paths a report holds.
-MAX_PHASES = 10_000
-
-_REL_TOL = 1e-6
-_ABS_TOL = 1e-6
-
-
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected."""
-
-NonNegFloat = Annotated[float, Field(ge=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-Name = Annotated[str, Field(min_length=1, max_length=512)]
-#: A tag name: a letter or underscore, then letters, digits, ``_``, ``.`` or ``-``.
-TagKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
-TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
-
-Status = Literal["complete", "interrupted", "failed", "running"]
-MethodName = Literal["counter", "sampled", "estimated"]
-ComponentKindName = Literal["cpu", "dram", "gpu", "psys", "ram"]
-ScopeName = Literal["cpu_package", "dram", "platform", "gpu_board", "machine", "process"]
-PhaseKindName = Literal[
-    "fit",
-    "train",
-    "validate",
-    "test",
-    "predict",
-    "inference",
-    "sanity_check",
-    "epoch",
-    "window",
-    "custom",
-]
-ConfidenceLevel = Literal["high", "medium", "low"]
-#: Confidence levels from best to worst.
-CONFIDENCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")
-ExtraValue = str | int | float | bool | None
-
-
-def component_key(component_id: str, host: str) -> str:
-    """The key a component has in a report: ``"<id>@<host>"``, unique across hosts."""
-    return f"{component_id}@{host}"
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 def _check_energy(obj: Any, pue: float, where: str) -> None:
@@ -135,155 +132,6 @@ def _check_energy(obj: Any, pue: float, where: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Where the run happened
-
-
-class HostInfo(_Model):
-    """One machine of the run."""
-
-    hostname: Name
-    os: str | None = Field(None, description="Operating system family, e.g. 'Linux'.")
-    os_release: str | None = Field(None, description="Distribution, e.g. 'Ubuntu 22.04.4 LTS'.")
-    kernel: str | None = None
-    cpu_model: str | None = None
-    sockets: NonNegInt | None = None
-    physical_cores: NonNegInt | None = None
-    logical_cores: NonNegInt | None = None
-    ram_bytes: NonNegInt | None = None
-    ranks: list[NonNegInt] = Field(default_factory=list, description="Ranks run on this host.")
-
-
-class GpuInfo(_Model):
-    """One GPU board measured, from its component's details."""
-
-    uuid: str
-    component: str = Field(description="Key of the component measuring it.")
-    host: Name
-    name: str | None = None
-    index: NonNegInt | None = None
-    driver_version: str | None = None
-    architecture: str | None = None
-    pci_bus_id: str | None = None
-    power_limit_w: NonNegFloat | None = None
-    mig: bool = Field(False, description="A MIG slice: the reading is its parent board's.")
-    parent_uuid: str | None = None
-    shared: bool = Field(False, description="Other work may draw on the same board.")
-
-
-class SoftwareInfo(_Model):
-    """Versions of the software involved (None where not installed)."""
-
-    python: str
-    greenmeter: str
-    torch: str | None = None
-    cuda: str | None = Field(None, description="CUDA version torch was built with.")
-    lightning: str | None = None
-    pytorch_lightning: str | None = None
-    transformers: str | None = None
-    nvidia_ml_py: str | None = None
-    pydantic: str | None = None
-
-
-class GitInfo(_Model):
-    """The working directory's git state when the run started."""
-
-    commit: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")]
-    dirty: bool = Field(description="Tracked files had uncommitted changes.")
-    branch: str | None = None
-
-
-class RankInfo(_Model):
-    """One process (rank) that contributed to the report."""
-
-    rank: NonNegInt
-    local_rank: NonNegInt
-    world_size: Annotated[int, Field(ge=1)]
-    host: Name
-    status: Status
-    start_utc: UtcDatetime
-    end_utc: UtcDatetime
-    duration_s: NonNegFloat
-    components: list[str] = Field(
-        default_factory=list, description="Keys of the components this rank measured."
-    )
-    it_energy_j: NonNegFloat = Field(
-        description="What this rank measured, before any de-duplication across ranks."
-    )
-
-
-# --------------------------------------------------------------------------------------
-# What was measured
-
-
-class _ComponentBase(_Model):
-    key: Name = Field(description="'<id>@<host>', the key used in every energy mapping.")
-    id: Name = Field(description="Sensor-level id, e.g. 'rapl:package-0' or 'nvml:GPU-...'.")
-    kind: ComponentKindName
-    scope: ScopeName
-    sensor: Name
-    label: str
-    host: Name
-    resolution_s: NonNegFloat = Field(
-        description="Shortest interval over which a reading is meaningful (seconds)."
-    )
-    shared: bool = False
-    degraded: bool = False
-    degraded_reason: str | None = None
-    detail: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check_key(self) -> _ComponentBase:
-        if self.key != component_key(self.id, self.host):
-            raise ValueError(f"component key must be '<id>@<host>' ({self.id}@{self.host})")
-        return self
-
-
-class CounterComponent(_ComponentBase):
-    """Energy from a hardware counter read at phase boundaries (RAPL, NVML total energy)."""
-
-    method: Literal["counter"]
-    sampling_period_s: NonNegFloat | None = Field(
-        None, description="Wrap-guard polling period, when the sensor polls."
-    )
-
-
-class SampledComponent(_ComponentBase):
-    """Energy integrated from power samples (trapezoid rule)."""
-
-    method: Literal["sampled"]
-    sampling_period_s: Annotated[float, Field(gt=0)]
-    power_source: str | None = Field(
-        None, description="Which reading was sampled, e.g. 'instant_field'."
-    )
-
-
-class EstimatedComponent(_ComponentBase):
-    """Energy from a model, not a measurement: carries the model and its constants."""
-
-    method: Literal["estimated"]
-    sampling_period_s: NonNegFloat | None = None
-    estimate_model: str = Field(description="The formula, e.g. 'rated power x utilisation'.")
-    estimate_constants: str = Field(description="The constants used, as the sensor states them.")
-    estimate_source: str | None = Field(None, description="Where the constants come from.")
-
-
-Component = Annotated[
-    CounterComponent | SampledComponent | EstimatedComponent,
-    Field(discriminator="method"),
-]
-
-
-class UnavailableSource(_Model):
-    """A source that was considered and not used."""
-
-    sensor: Name
-    kind: ComponentKindName
-    host: Name
-    reason: str
-    fix: str | None = None
-
-
-# --------------------------------------------------------------------------------------
 # Phases
 
 
@@ -293,24 +141,6 @@ class Items(_Model):
     samples: NonNegInt | None = None
     tokens: NonNegInt | None = None
     steps: NonNegInt | None = None
-
-
-class Efficiency(_Model):
-    """Efficiency figures, all from IT energy; computed by ``greenmeter.report.efficiency``."""
-
-    energy_per_sample_j: NonNegFloat | None = None
-    energy_per_token_j: NonNegFloat | None = None
-    energy_per_step_j: NonNegFloat | None = None
-    samples_per_s: NonNegFloat | None = None
-    tokens_per_s: NonNegFloat | None = None
-    steps_per_s: NonNegFloat | None = None
-    latency_count: NonNegInt = 0
-    latency_mean_s: NonNegFloat | None = None
-    latency_p50_s: NonNegFloat | None = None
-    latency_p95_s: NonNegFloat | None = None
-    latency_p99_s: NonNegFloat | None = None
-    mean_power_w: NonNegFloat | None = None
-    peak_power_w: NonNegFloat | None = None
 
 
 class Confidence(_Model):
@@ -391,8 +221,6 @@ class Phase(_Model):
 
     def _check_efficiency(self) -> None:
         """The efficiency figures must be what their inputs give (one definition)."""
-        from greenmeter.report.efficiency import efficiency
-
         expected = efficiency(
             it_energy_j=self.it_energy_j,
             duration_s=self.duration_s,
@@ -426,28 +254,6 @@ class Phase(_Model):
 
 # --------------------------------------------------------------------------------------
 # Run level
-
-
-class ModelInfo(_Model):
-    """Facts about a model whose efficiency the report documents."""
-
-    name: str | None = None
-    parameters_total: NonNegInt | None = None
-    parameters_trainable: NonNegInt | None = None
-    size_bytes: NonNegInt | None = Field(None, description="Parameters and buffers, in bytes.")
-    dtypes: dict[str, NonNegInt] = Field(
-        default_factory=dict, description="Parameter count per dtype, e.g. {'float16': 7e9}."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> ModelInfo:
-        if (
-            self.parameters_total is not None
-            and self.parameters_trainable is not None
-            and self.parameters_trainable > self.parameters_total
-        ):
-            raise ValueError("parameters_trainable exceeds parameters_total")
-        return self
 
 
 class Totals(_Model):
@@ -679,15 +485,13 @@ class Report(_Model):
     @classmethod
     def load(cls, path: str | Path, *, max_bytes: int | None = None) -> Report:
         """Read and validate a report file; see :func:`greenmeter.report.io.load_report`."""
-        from greenmeter.report.io import load_report
-
-        return load_report(path, max_bytes=max_bytes)
+        return load_document(  # type: ignore[return-value]
+            path, SCHEMA_VERSIONS, UPGRADES, max_bytes=max_bytes
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the report atomically; see :func:`greenmeter.report.io.save_report`."""
-        from greenmeter.report.io import save_report
-
-        return save_report(self, path)
+        return write_file(path, self.to_json() + "\n")
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The report as JSON text (what :meth:`save` writes)."""
@@ -707,3 +511,12 @@ def _unknown(mapping: dict[str, Any], known: set[str], where: str) -> None:
     missing = [k for k in mapping if k not in known]
     if missing:
         raise ValueError(f"{where} names unknown component(s): {', '.join(sorted(missing))}")
+
+
+#: Known schema versions and the model that validates each (see
+#: :func:`greenmeter.report.io.register_schema`).
+SCHEMA_VERSIONS: dict[str, type[BaseModel]] = {SCHEMA_VERSION: Report}
+#: Older versions whose files load as the current one after a change of their JSON.
+#: Version 2 only added fields with defaults (``tags``), so a version 1 file needs only
+#: its version renamed.
+UPGRADES: dict[str, str] = {"1": SCHEMA_VERSION}
