@@ -1,4 +1,4 @@
-"""Reading and writing report files: size-limited, validated, atomic.
+"""Reading and writing report files: bounded, validated, atomic.
 
 Reading dispatches on ``schema_version`` through a registry, so files written under
 an older schema keep loading after a new version is added (register the old model
@@ -45,17 +45,24 @@ def parse_report(data: bytes | str, *, source: str | None = None) -> Report:
     return parse_document(data, SCHEMA_VERSIONS, UPGRADES, source=source)  # type: ignore[return-value]
 
 
-def load_report(path: str | Path, *, max_bytes: int | None = None) -> Report:
-    """Read, check the size of, and validate a report file.
+def load_report(
+    path: str | Path, *, max_bytes: int | None = None, timeout_s: float | None = None
+) -> Report:
+    """Read, check the size of, and validate a report file (see :mod:`.reader`).
 
     Args:
-        path: The JSON file.
+        path: The JSON file, or a pipe or FIFO that delivers one.
         max_bytes: Refuse larger files (default :data:`MAX_REPORT_BYTES`, 64 MiB).
+        timeout_s: Longest a pipe or FIFO may take to deliver the whole report (default
+            :data:`~greenmeter.report.reader.READ_TIMEOUT_S`, 10 s).
 
     Raises:
-        ReportError: unreadable, too large, not JSON, unknown version or invalid.
+        ReportError: unreadable, not a file (a directory, a device), too large, too slow,
+            too large a structure, not JSON, unknown version or invalid.
     """
-    return load_document(path, SCHEMA_VERSIONS, UPGRADES, max_bytes=max_bytes)  # type: ignore[return-value]
+    return load_document(  # type: ignore[return-value]
+        path, SCHEMA_VERSIONS, UPGRADES, max_bytes=max_bytes, timeout_s=timeout_s
+    )
 
 
 def save_report(report: BaseModel, path: str | Path) -> Path:

@@ -196,7 +196,7 @@ class Phase(_Model):
     )
     gpu_hours: NonNegFloat = 0.0
     attrs: dict[str, str] = Field(default_factory=dict)
-    children: list[Phase] = Field(default_factory=list)
+    children: list[Phase] = Field(default_factory=list, fail_fast=True)
 
     @model_validator(mode="after")
     def _check(self) -> Phase:
@@ -402,7 +402,7 @@ class Report(_Model):
     unavailable: list[UnavailableSource] = Field(default_factory=list)
     carbon: CarbonInfo | None = None
     models: list[ModelInfo] = Field(default_factory=list)
-    phases: list[Phase] = Field(default_factory=list)
+    phases: list[Phase] = Field(default_factory=list, fail_fast=True)
     totals: Totals
     power_timeline: list[PowerSeries] = Field(default_factory=list)
     segments: list[Segment] = Field(
@@ -483,10 +483,12 @@ class Report(_Model):
     # -- files ---------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, *, max_bytes: int | None = None) -> Report:
+    def load(
+        cls, path: str | Path, *, max_bytes: int | None = None, timeout_s: float | None = None
+    ) -> Report:
         """Read and validate a report file; see :func:`greenmeter.report.io.load_report`."""
         return load_document(  # type: ignore[return-value]
-            path, SCHEMA_VERSIONS, UPGRADES, max_bytes=max_bytes
+            path, SCHEMA_VERSIONS, UPGRADES, max_bytes=max_bytes, timeout_s=timeout_s
         )
 
     def save(self, path: str | Path) -> Path:
