@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from greenmeter.records import PHASE_KINDS, MeterSnapshot, PhaseRecord
+from greenmeter.report.bounds import check_readable, phase_paths, timeline_points
 from greenmeter.report.confidence import ComponentFacts, phase_confidence
 from greenmeter.report.curve import Curve, energy_segments, peak_from_curve, power_timeline
 from greenmeter.report.efficiency import efficiency
-from greenmeter.report.errors import ReportError, format_validation_error
+from greenmeter.report.errors import ReportError, format_validation_error, short_repr
 from greenmeter.report.inputs import (
     Warnings,
     aware,
@@ -37,26 +39,28 @@ from greenmeter.report.inputs import (
     tags_of,
     value_of,
 )
+from greenmeter.report.limits import (
+    MAX_LATENCY_SAMPLES,
+    MAX_PHASE_DEPTH,
+    MAX_PHASE_INTERVALS,
+    REPORT_INTERVALS,
+    REPORT_LATENCY_SAMPLES,
+    share_budget,
+)
+from greenmeter.report.measured import gpu_info, report_component
 from greenmeter.report.models import (
     J_PER_KWH,
-    MAX_LATENCY_SAMPLES,
-    MAX_PHASE_INTERVALS,
     Component,
-    CounterComponent,
-    EstimatedComponent,
     GitInfo,
-    GpuInfo,
     HostInfo,
     Items,
     Phase,
     RankInfo,
     Report,
-    SampledComponent,
     Segment,
     SoftwareInfo,
     Totals,
     UnavailableSource,
-    component_key,
 )
 from greenmeter.report.tree import exclusive_energy, nest
 
@@ -92,74 +96,6 @@ def _downsample_reservoir(values: Sequence[float], limit: int) -> list[float]:
         return list(values)
     step = len(values) / limit
     return [values[int(k * step)] for k in range(limit)]
-
-
-# --------------------------------------------------------------------------------------
-# components
-
-
-def _component(info: Any, host: str, status: Any, warn: Warnings) -> Component:
-    key = component_key(info.id, info.host or host)
-    detail = {str(k): str(v) for k, v in dict(info.detail or {}).items()}
-    method = value_of(info.method)
-    common: dict[str, Any] = {
-        "key": key,
-        "id": info.id,
-        "kind": value_of(info.kind),
-        "scope": value_of(info.scope),
-        "sensor": info.sensor,
-        "label": info.label,
-        "host": info.host or host,
-        "resolution_s": clean(info.resolution_s, f"resolution of {key}", warn, key),
-        "shared": bool(info.shared),
-        "degraded": bool(status.degraded) if status else False,
-        "degraded_reason": status.reason if status else None,
-        "detail": detail,
-    }
-    period = opt_float(info.sampling_period_s)
-    if method == "sampled":
-        if not period:
-            period = common["resolution_s"] or 1.0
-            warn.add(
-                "report.missing_sampling_period",
-                f"{key} is sampled but states no sampling period; {period} s assumed",
-                key,
-            )
-        return SampledComponent(
-            method="sampled",
-            sampling_period_s=period,
-            power_source=detail.get("power_source"),
-            **common,
-        )
-    if method == "estimated":
-        return EstimatedComponent(
-            method="estimated",
-            sampling_period_s=period,
-            estimate_model=detail.get("model", "unspecified"),
-            estimate_constants=detail.get("constants", "unspecified"),
-            estimate_source=detail.get("source"),
-            **common,
-        )
-    return CounterComponent(method="counter", sampling_period_s=period, **common)
-
-
-def _gpu(component: Component) -> GpuInfo:
-    d = component.detail
-    uuid_ = d.get("uuid") or component.id.partition(":")[2] or component.id
-    return GpuInfo(
-        uuid=uuid_,
-        component=component.key,
-        host=component.host,
-        name=d.get("name"),
-        index=opt_int(d.get("index")),
-        driver_version=d.get("driver_version"),
-        architecture=d.get("architecture"),
-        pci_bus_id=d.get("pci_bus_id"),
-        power_limit_w=opt_float(d.get("power_limit_w")),
-        mig=d.get("mig", "false").lower() == "true",
-        parent_uuid=d.get("parent_uuid"),
-        shared=component.shared,
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -252,9 +188,58 @@ def build_report(
             out with a warning.
 
     Raises:
-        ReportError: ``status`` or ``model`` is invalid (measurement problems never
-            raise; they become warnings).
+        ReportError: ``status`` or ``model`` is invalid, the snapshot is beyond what a
+            report holds (phases nested deeper than
+            :data:`~greenmeter.report.limits.MAX_PHASE_DEPTH`, more than
+            :data:`~greenmeter.report.limits.MAX_PHASES` of them), or its values do not
+            make a valid report; the message says which. Nothing else is raised (no
+            pydantic ``ValidationError``, no ``RecursionError``). Measurement problems
+            never raise; they become warnings.
     """
+    try:
+        report = _build(
+            snapshot, carbon=carbon, model=model, status=status, command=command,
+            include_command=include_command, include_git=include_git, run_name=run_name,
+            extra=extra, run_id=run_id, cwd=cwd, host_info=host_info, segments=segments,
+            tags=tags,
+        )  # fmt: skip
+    except ReportError:
+        raise
+    except ValidationError as exc:
+        raise ReportError(
+            "the meter's data did not make a valid report", format_validation_error(exc)
+        ) from None
+    except RecursionError:
+        raise ReportError(
+            f"the phases are nested too deeply to make a report (at most {MAX_PHASE_DEPTH} levels)"
+        ) from None
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise ReportError(
+            f"the meter's data did not make a valid report: {type(exc).__name__}: "
+            f"{short_repr(str(exc), 200)}"
+        ) from None
+    check_readable(report, "the report")
+    return report
+
+
+def _build(
+    snapshot: MeterSnapshot,
+    *,
+    carbon: Any,
+    model: Any,
+    status: str | None,
+    command: Sequence[str] | None,
+    include_command: bool,
+    include_git: bool,
+    run_name: str | None,
+    extra: Mapping[str, Any] | None,
+    run_id: str | None,
+    cwd: str | None,
+    host_info: Mapping[str, Any] | None,
+    segments: Sequence[Mapping[str, Any]] | None,
+    tags: Mapping[str, Any] | None,
+) -> Report:
+    """:func:`build_report` without its error handling and final size check."""
     from greenmeter import hostinfo
 
     warn = Warnings()
@@ -290,7 +275,7 @@ def build_report(
         if info.id in key_of:
             warn.add("report.duplicate_component", f"component {info.id} listed twice; kept once")
             continue
-        comp = _component(info, host, status_map.get(info.id), warn)
+        comp = report_component(info, host, status_map.get(info.id), warn)
         components.append(comp)
         key_of[info.id] = comp.key
     by_key = {c.key: c for c in components}
@@ -323,17 +308,25 @@ def build_report(
         return hours
 
     # phases, flat first
-    flat: dict[tuple[str, ...], Phase] = {}
     records: list[PhaseRecord] = list(snapshot.phases)
-    for rec in records:
-        path = tuple(str(p) for p in rec.path) or ("phase",)
+    paths = phase_paths(records, warn)
+    ctx = _PhaseContext(
+        key_of=key_of, curve=curve, acct=acct, pue=pue, facts=facts, to_utc=to_utc,
+        rel_s=rel_s, end_mono=end_mono, warn=warn, device_hours=device_hours,
+        interval_cap=share_budget(
+            [max(1, len(r.intervals_mono)) for r in records], REPORT_INTERVALS,
+            MAX_PHASE_INTERVALS,
+        ),
+        latency_cap=share_budget(
+            [len(r.latencies_s) for r in records], REPORT_LATENCY_SAMPLES, MAX_LATENCY_SAMPLES
+        ),
+    )  # fmt: skip
+    flat: dict[tuple[str, ...], Phase] = {}
+    for rec, path in zip(records, paths, strict=True):
         if path in flat:
             warn.add("report.duplicate_phase", f"phase {'/'.join(path)} listed twice; kept once")
             continue
-        flat[path] = _phase(
-            rec, path, key_of, curve, acct, pue, facts, to_utc, rel_s, end_mono, warn,
-            device_hours,
-        )  # fmt: skip
+        flat[path] = _phase(rec, path, ctx)
 
     phases = nest(flat, warn)
 
@@ -401,8 +394,7 @@ def build_report(
         )
         for u in snapshot.unavailable
     ]
-    try:
-        return Report(
+    return Report(
             run_id=run_id,
             run_name=run_name,
             tags=tags_of(tags, warn),
@@ -412,7 +404,7 @@ def build_report(
             duration_s=duration_s,
             hosts=hosts,
             ranks=[rank_info],
-            gpus=[_gpu(c) for c in components if c.kind == "gpu"],
+            gpus=[gpu_info(c) for c in components if c.kind == "gpu"],
             software=software,
             command=cmd,
             git=git,
@@ -422,32 +414,40 @@ def build_report(
             models=models,
             phases=phases,
             totals=totals,
-            power_timeline=[power_timeline(curve, key_of, host, rank, start_mono)],
+            power_timeline=[
+                power_timeline(
+                    curve, key_of, host, rank, start_mono,
+                    timeline_points(1 + len(key_of)),
+                )
+            ],
             segments=[Segment.model_validate(dict(seg)) for seg in segments or ()],
             warnings=warn.items,
             extra=extra_facts(extra),
-        )
-    except ValidationError as exc:
-        raise ReportError(
-            "the meter's data did not make a valid report", format_validation_error(exc)
-        ) from None
+        )  # fmt: skip
 
 
-def _phase(
-    rec: PhaseRecord,
-    path: tuple[str, ...],
-    key_of: Mapping[str, str],
-    curve: Curve,
-    acct: Any,
-    pue: float,
-    facts: Mapping[str, ComponentFacts],
-    to_utc: Any,
-    rel_s: Any,
-    end_mono: float,
-    warn: Warnings,
-    device_hours: Any,
-) -> Phase:
+@dataclass(frozen=True)
+class _PhaseContext:
+    """What every phase of one report is built with."""
+
+    key_of: Mapping[str, str]
+    curve: Curve
+    acct: Any
+    pue: float
+    facts: Mapping[str, ComponentFacts]
+    to_utc: Callable[[float], datetime]
+    rel_s: Callable[[float], float]
+    end_mono: float
+    warn: Warnings
+    device_hours: Callable[[Iterable[str], float], dict[str, float]]
+    #: Most intervals and latency samples each phase keeps (the report's budget shared).
+    interval_cap: int
+    latency_cap: int
+
+
+def _phase(rec: PhaseRecord, path: tuple[str, ...], ctx: _PhaseContext) -> Phase:
     """One phase (without children) from its record."""
+    key_of, curve, warn, pue, to_utc = ctx.key_of, ctx.curve, ctx.warn, ctx.pue, ctx.to_utc
     where = f"phase {'/'.join(path)}"
     energy = {
         key_of[i]: clean(v, f"{where} energy of {i}", warn, key_of[i])
@@ -460,25 +460,26 @@ def _phase(
     first = rec.first_start_mono
     last = rec.last_end_mono
     intervals = [
-        (float(a), float(min(b, end_mono)))
+        (float(a), float(min(b, ctx.end_mono)))
         for a, b in rec.intervals_mono
         if math.isfinite(a) and math.isfinite(b) and b >= a
     ]
     if not intervals and first is not None:
-        intervals = [(first, last if last is not None else end_mono)]
-    intervals = _coalesce(intervals, MAX_PHASE_INTERVALS)
+        intervals = [(first, last if last is not None else ctx.end_mono)]
+    intervals = _coalesce(intervals, ctx.interval_cap)
     segments = energy_segments(curve, intervals, ids, it_j, to_utc)
     if not segments and first is not None:
         t = to_utc(first)
         segments = [(t, t, it_j)]
-    hours = device_hours(energy, duration)
+    hours = ctx.device_hours(energy, duration)
     peak = opt_float(rec.peak_power_w)
     if peak is None:
         peak = peak_from_curve(curve, intervals)
-    latencies = _downsample_reservoir(
-        [v for v in (opt_float(x) for x in rec.latencies_s) if v is not None],
-        MAX_LATENCY_SAMPLES,
-    )
+    latencies = [
+        v
+        for v in map(opt_float, _downsample_reservoir(rec.latencies_s, ctx.latency_cap))
+        if v is not None
+    ]
     items = Items(
         samples=opt_int(rec.samples) if rec.samples is not None else None,
         tokens=opt_int(rec.tokens) if rec.tokens is not None else None,
@@ -494,13 +495,13 @@ def _phase(
         start_utc=to_utc(first) if first is not None else None,
         end_utc=to_utc(last) if last is not None else None,
         duration_s=duration,
-        intervals_s=[(rel_s(a), rel_s(b)) for a, b in intervals],
+        intervals_s=[(ctx.rel_s(a), ctx.rel_s(b)) for a, b in intervals],
         energy_j=energy,
         it_energy_j=it_j,
         it_energy_kwh=it_j / J_PER_KWH,
         facility_energy_j=it_j * pue,
         facility_energy_kwh=it_j * pue / J_PER_KWH,
-        co2e=_co2e(acct, segments, hours, warn) if segments else None,
+        co2e=_co2e(ctx.acct, segments, hours, warn) if segments else None,
         items=items,
         efficiency=efficiency(
             it_energy_j=it_j,
@@ -513,7 +514,7 @@ def _phase(
         ),
         latency_samples_s=latencies,
         confidence=phase_confidence(
-            duration_s=duration, count=rec.count, energy_j=energy, components=facts
+            duration_s=duration, count=rec.count, energy_j=energy, components=ctx.facts
         ),
         device_hours=hours,
         gpu_hours=hours.get("gpu", 0.0),

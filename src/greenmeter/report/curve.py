@@ -19,7 +19,7 @@ from greenmeter.records import MeterSnapshot
 from greenmeter.report.inputs import Warnings, clean
 from greenmeter.report.models import MAX_TIMELINE_POINTS, PowerSeries
 
-__all__ = ["Curve", "energy_segments", "peak_from_curve", "power_timeline"]
+__all__ = ["Curve", "downsample_series", "energy_segments", "peak_from_curve", "power_timeline"]
 
 
 class Curve:
@@ -117,15 +117,20 @@ def peak_from_curve(curve: Curve, intervals: Sequence[tuple[float, float]]) -> f
 
 
 def power_timeline(
-    curve: Curve, key_of: Mapping[str, str], host: str, rank: int, start_mono: float
+    curve: Curve,
+    key_of: Mapping[str, str],
+    host: str,
+    rank: int,
+    start_mono: float,
+    max_points: int = MAX_TIMELINE_POINTS,
 ) -> PowerSeries:
-    """Per-component mean power between timeline instants, at most MAX_TIMELINE_POINTS."""
+    """Per-component mean power (watts) between timeline instants, at most ``max_points``."""
     steps = [
         (curve.t[k + 1], curve.t[k + 1] - curve.t[k], k)
         for k in range(len(curve.t) - 1)
         if curve.t[k + 1] > curve.t[k]
     ]
-    group = max(1, math.ceil(len(steps) / MAX_TIMELINE_POINTS))
+    group = max(1, math.ceil(len(steps) / max(1, max_points)))
     t_s: list[float] = []
     power: dict[str, list[float]] = {key_of[i]: [] for i in curve.ids if i in key_of}
     for g in range(0, len(steps), group):
@@ -138,3 +143,30 @@ def power_timeline(
                 de = curve.e[k1].get(i, 0.0) - curve.e[k0].get(i, 0.0)
                 power[key_of[i]].append(max(0.0, de / dt))
     return PowerSeries(host=host, rank=rank, t_s=t_s, power_w=power)
+
+
+def downsample_series(series: PowerSeries, max_points: int, start_s: float) -> PowerSeries:
+    """``series`` with at most ``max_points`` points: consecutive points merged.
+
+    A merged point keeps the last instant of its group and each component's mean power
+    over the group (weighted by the length of each step; ``start_s`` is where the first
+    step begins, seconds on the series' clock).
+    """
+    n = len(series.t_s)
+    if n <= max_points:
+        return series
+    group = math.ceil(n / max(1, max_points))
+    before = [start_s, *series.t_s[:-1]]
+    steps = [max(0.0, t - b) for t, b in zip(series.t_s, before, strict=True)]
+    t_s: list[float] = []
+    power: dict[str, list[float]] = {key: [] for key in series.power_w}
+    for g in range(0, n, group):
+        span = range(g, min(n, g + group))
+        total = sum(steps[k] for k in span)
+        t_s.append(series.t_s[span[-1]])
+        for key, values in series.power_w.items():
+            if total > 0:
+                power[key].append(sum(values[k] * steps[k] for k in span) / total)
+            else:
+                power[key].append(sum(values[k] for k in span) / len(span))
+    return PowerSeries(host=series.host, rank=series.rank, t_s=t_s, power_w=power)

@@ -38,13 +38,25 @@ def value_of(x: Any) -> str:
     return str(getattr(x, "value", x))
 
 
+#: Longest warning message a report keeps (characters); longer ones are cut.
+MAX_WARNING_CHARS = 4096
+
+
 class Warnings:
-    """The warnings a report collects while it is built, in order."""
+    """The warnings a report collects while it is built, in order.
+
+    A code the schema would refuse (empty, or over 512 characters) is replaced or cut,
+    and a message cut to :data:`MAX_WARNING_CHARS`: a warning never stops a report.
+    """
 
     def __init__(self) -> None:
         self.items: list[ReportWarning] = []
 
     def add(self, code: str, message: str, component: str | None = None, **kw: Any) -> None:
+        code = str(code)[:512] or "unnamed"
+        message = str(message)
+        if len(message) > MAX_WARNING_CHARS:
+            message = message[: MAX_WARNING_CHARS - 40] + f"... ({len(message)} characters)"
         self.items.append(ReportWarning(code=code, message=message, component=component, **kw))
 
 

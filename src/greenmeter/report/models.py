@@ -62,6 +62,7 @@ from greenmeter.report.components import (
 )
 from greenmeter.report.efficiency import Efficiency, efficiency
 from greenmeter.report.limits import (
+    INDENT_MAX_BYTES,
     MAX_LATENCY_SAMPLES,
     MAX_PHASE_DEPTH,
     MAX_PHASE_INTERVALS,
@@ -162,7 +163,11 @@ class Phase(_Model):
     """
 
     name: Name
-    path: list[Name] = Field(min_length=1, description="Names from the outermost phase.")
+    path: list[Name] = Field(
+        min_length=1,
+        max_length=MAX_PHASE_DEPTH,
+        description="Names from the outermost phase (at most 32: phases nest at most 32 deep).",
+    )
     kind: PhaseKindName
     count: NonNegInt = Field(description="How many times the phase was entered.")
     open: bool = Field(False, description="Still active (checkpoints only).")
@@ -440,6 +445,8 @@ class Report(_Model):
             if path in seen:
                 raise ValueError(f"{where} appears twice")
             seen.add(path)
+            if len(seen) > MAX_PHASES:
+                raise ValueError(f"more than {MAX_PHASES} phases (a report holds at most that)")
             _unknown(phase.energy_j, known, f"{where} energy_j")
             _check_energy(phase, pue, where)
             _check_co2e(phase.co2e, where)
@@ -495,9 +502,22 @@ class Report(_Model):
         """Write the report atomically; see :func:`greenmeter.report.io.save_report`."""
         return write_file(path, self.to_json() + "\n")
 
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The report as JSON text (what :meth:`save` writes)."""
-        return self.model_dump_json(indent=indent)
+    def to_json(self, *, indent: int | Literal["auto"] | None = "auto") -> str:
+        """The report as JSON text (what :meth:`save` writes).
+
+        Args:
+            indent: Spaces per nesting level, None for compact text, or ``"auto"``:
+                2 while the compact text is at most
+                :data:`~greenmeter.report.limits.INDENT_MAX_BYTES` (1 MiB), compact
+                beyond (indentation repeats on every line and grows with the nesting,
+                so a large, deeply nested report would be several times its size).
+        """
+        if indent != "auto":
+            return self.model_dump_json(indent=indent)
+        compact = self.model_dump_json()
+        if len(compact) > INDENT_MAX_BYTES:
+            return compact
+        return self.model_dump_json(indent=2)
 
 
 def _check_co2e(co2e: Any, where: str) -> None:
