@@ -301,3 +301,29 @@ def test_cli_bad_inputs_get_one_clear_line(
     assert str(path) in first and words in first, err
     assert len(first) < 500 and "Traceback" not in err
     assert len(err.splitlines()) == (2 if command == "validate" else 1)  # + validate's tally
+
+
+def test_every_list_of_nested_models_stops_at_its_first_bad_item() -> None:
+    """The structural check validates lists of flat models itself; lists of models that
+    nest others (phases) are left to pydantic, which must stop at their first bad item."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from greenmeter.report import Report
+    from greenmeter.report.shape import _flat_model, _models_in, _unwrap
+
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [Report]
+    recursed = []
+    while todo:
+        model = todo.pop()
+        for name, field in model.model_fields.items():
+            bare, _, _ = _unwrap(field.annotation)
+            inner = list(_models_in(field.annotation))
+            if typing.get_origin(bare) in (list, tuple) and not all(map(_flat_model, inner)):
+                recursed.append(f"{model.__name__}.{name}")
+                assert any(getattr(m, "fail_fast", False) for m in field.metadata), name
+            todo += [m for m in inner if m not in seen]
+            seen.update(inner)
+    assert sorted(recursed) == ["Phase.children", "Report.phases"]

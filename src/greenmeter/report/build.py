@@ -7,8 +7,12 @@ power timeline. Bad values from a sensor (NaN, negative energy) are replaced by 
 reported as warnings; building never raises for a measurement problem.
 
 Its parts: :mod:`~greenmeter.report.inputs` (cleaning the meter's values),
+:mod:`~greenmeter.report.measured` (components and GPUs),
 :mod:`~greenmeter.report.curve` (the energy curve: time split, peaks, power timeline),
-:mod:`~greenmeter.report.tree` (nesting, exclusive energy).
+:mod:`~greenmeter.report.tree` (nesting, children within parents, exclusive energy),
+:mod:`~greenmeter.report.bounds` (names, nesting and size within the reader's limits).
+This module is a little over 500 lines: ``_build`` is one long sequence of steps that
+reads best in one place, and the interval coalescer is due to move to a shared helper.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ from greenmeter.report.models import (
     Totals,
     UnavailableSource,
 )
-from greenmeter.report.tree import exclusive_energy, nest
+from greenmeter.report.tree import exclusive_energy, fit_children, nest
 
 __all__ = ["DEVICE_HOUR_KINDS", "build_report", "exclusive_energy", "normalize_models"]
 
@@ -275,7 +279,7 @@ def _build(
         if info.id in key_of:
             warn.add("report.duplicate_component", f"component {info.id} listed twice; kept once")
             continue
-        comp = report_component(info, host, status_map.get(info.id), warn)
+        comp = report_component(info, host, status_map.get(info.id), start_mono, warn)
         components.append(comp)
         key_of[info.id] = comp.key
     by_key = {c.key: c for c in components}
@@ -286,7 +290,12 @@ def _build(
                 f"energy was reported for {cid}, which is not a listed component; left out",
                 cid,
             )
-    facts = {c.key: ComponentFacts(c.key, c.method, c.resolution_s, c.degraded) for c in components}
+    facts = {
+        c.key: ComponentFacts(
+            c.key, c.method, c.resolution_s, c.degraded, c.degraded_at_s, c.degraded_reason
+        )
+        for c in components
+    }
     kind_of = {c.key: c.kind for c in components}
 
     acct = _accountant(carbon, warn)
@@ -310,6 +319,7 @@ def _build(
     # phases, flat first
     records: list[PhaseRecord] = list(snapshot.phases)
     paths = phase_paths(records, warn)
+    records = fit_children(records, paths, curve, end_mono, warn)
     ctx = _PhaseContext(
         key_of=key_of, curve=curve, acct=acct, pue=pue, facts=facts, to_utc=to_utc,
         rel_s=rel_s, end_mono=end_mono, warn=warn, device_hours=device_hours,
@@ -514,7 +524,11 @@ def _phase(rec: PhaseRecord, path: tuple[str, ...], ctx: _PhaseContext) -> Phase
         ),
         latency_samples_s=latencies,
         confidence=phase_confidence(
-            duration_s=duration, count=rec.count, energy_j=energy, components=ctx.facts
+            duration_s=duration,
+            count=rec.count,
+            energy_j=energy,
+            components=ctx.facts,
+            end_s=ctx.rel_s(last) if last is not None and not rec.open else None,
         ),
         device_hours=hours,
         gpu_hours=hours.get("gpu", 0.0),

@@ -39,6 +39,11 @@ class _ComponentBase(_Model):
     shared: bool = False
     degraded: bool = False
     degraded_reason: str | None = None
+    degraded_at_s: NonNegFloat | None = Field(
+        None,
+        description="When it stopped reading or a read hung: seconds since the report's "
+        "start_utc (null when not degraded or the instant is unknown).",
+    )
     detail: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

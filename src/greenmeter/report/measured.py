@@ -17,8 +17,15 @@ from greenmeter.report.models import (
 __all__ = ["gpu_info", "report_component"]
 
 
-def report_component(info: Any, host: str, status: Any, warn: Warnings) -> Component:
-    """The report's component for a sensor's ``ComponentInfo`` and its ``ComponentStatus``."""
+def report_component(
+    info: Any, host: str, status: Any, start_mono: float, warn: Warnings
+) -> Component:
+    """The report's component for a sensor's ``ComponentInfo`` and its ``ComponentStatus``.
+
+    ``start_mono``: the report's start (monotonic seconds), for the degradation instant.
+    """
+    degraded = bool(status.degraded) if status else False
+    at = opt_float(getattr(status, "degraded_at", None)) if degraded else None
     key = component_key(info.id, info.host or host)
     detail = {str(k): str(v) for k, v in dict(info.detail or {}).items()}
     method = value_of(info.method)
@@ -32,8 +39,9 @@ def report_component(info: Any, host: str, status: Any, warn: Warnings) -> Compo
         "host": info.host or host,
         "resolution_s": clean(info.resolution_s, f"resolution of {key}", warn, key),
         "shared": bool(info.shared),
-        "degraded": bool(status.degraded) if status else False,
+        "degraded": degraded,
         "degraded_reason": status.reason if status else None,
+        "degraded_at_s": max(0.0, at - start_mono) if at is not None else None,
         "detail": detail,
     }
     period = opt_float(info.sampling_period_s)

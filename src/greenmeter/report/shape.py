@@ -20,9 +20,12 @@ validation starts:
   :data:`MAX_PROBLEMS` problems, so no list can produce millions of errors.
 
 Unknown keys are listed too, but alone they do not stop validation (pydantic reports
-them with the other problems at no extra cost). Lists of nested models (phases,
-components, hosts, ranks...) rely on ``fail_fast`` in the models: pydantic stops at the
-first bad item of each, which bounds what it collects there.
+them with the other problems at no extra cost). Lists of phases rely on ``fail_fast`` in
+the models: pydantic stops at the first bad phase of each list, which bounds what it
+collects there (a test checks that every list of nested models has it).
+
+One job, a little over 500 lines: the walk and the plan it follows (what each annotation
+of the models asks for, worked out once per model).
 """
 
 from __future__ import annotations
