@@ -198,6 +198,8 @@ def fold_segments(
                 rec.intervals_mono = spans
                 rec.last_end_mono = max((b for _, b in spans), default=None)
                 records[path] = rec
+            else:  # measured in this segment too: its time spans both
+                rec.intervals_mono = sorted([*spans, *rec.intervals_mono])
             rec.count += int(ph.get("count", 0))
             rec.duration_s += float(ph.get("duration_s", 0.0))
             for cid, value in dict(ph.get("energy_j", {})).items():

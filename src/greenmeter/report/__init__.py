@@ -5,10 +5,14 @@
     >>> report.save("run.json")  # doctest: +SKIP
     >>> Report.load("run.json").phase("fit/train").it_energy_kwh  # doctest: +SKIP
 
-Modules: ``models`` (the schema), ``build`` (snapshot to report), ``efficiency`` and
-``confidence`` (the derived figures, each computed in one place), ``merge`` (per-rank
-or per-node reports into one), ``io`` (size-limited validated reads, atomic writes),
-``schema`` (the generated JSON Schema), ``errors`` (readable validation errors).
+Modules: ``models`` (the schema, with ``base``, ``run_facts``, ``components`` and
+``run_parts``), ``build`` (snapshot to report, with ``inputs``, ``measured``, ``curve``,
+``tree`` and ``bounds``), ``efficiency`` and ``confidence`` (the derived figures, each
+computed in one place), ``merge`` (per-rank, per-node or per-run reports into one, with
+``merge_parts`` and ``spans``), ``io`` (the public face of reading and writing),
+``reader`` and ``shape`` (bounded reads and the structural check before validation),
+``limits`` (how large a report may be), ``schema`` (the generated JSON Schema),
+``errors`` (readable validation errors).
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from greenmeter.report.io import (
 )
 from greenmeter.report.merge import merge_reports
 from greenmeter.report.models import (
-    FILES,
     SCHEMA_VERSION,
     Component,
     Confidence,
@@ -53,8 +56,6 @@ from greenmeter.report.models import (
     component_key,
 )
 from greenmeter.report.schema import json_schema, write_schema
-
-FILES.update(load=load_report, save=save_report)
 
 __all__ = [
     "MAX_REPORT_BYTES",
