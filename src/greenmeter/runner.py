@@ -531,21 +531,11 @@ def _finish(
 
 
 def _summary(report: Any, output: Path, returncode: int, status: str) -> str:
-    from greenmeter.live import format_duration, format_energy, format_mass
+    from greenmeter.live import format_duration
+    from greenmeter.render.closing import summary_line
 
-    totals = report.totals
-    text = (
+    lead = (
         f"greenmeter: command {_describe_end(returncode)} after "
-        f"{format_duration(report.duration_s)} ({status}); "
-        f"energy {format_energy(totals.it_energy_j)}"
+        f"{format_duration(report.duration_s)} ({status});"
     )
-    if totals.pue != 1.0:
-        text += f" (facility {format_energy(totals.facility_energy_j)}, PUE {totals.pue:g})"
-    co2e = totals.co2e
-    if co2e is not None:
-        text += f", {format_mass(co2e.operational_g)} CO2e"
-        if co2e.operational_high_g > co2e.operational_low_g:
-            text += (
-                f" ({format_mass(co2e.operational_low_g)}-{format_mass(co2e.operational_high_g)})"
-            )
-    return text + f"; report: {output}"
+    return summary_line(report, output, lead=lead, with_status=False)
