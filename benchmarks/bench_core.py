@@ -395,20 +395,20 @@ def measure_accuracy(
 def measure_timeline_memory(hours: float) -> dict[str, Any]:
     """greenmeter: resident-set growth over a timeline of ``hours`` at the default 10 Hz.
 
-    The meter's clock is simulated (``time`` inside ``greenmeter.meter`` is replaced)
-    and its sampler tick is driven directly, so a day of samples takes seconds. The
-    sensor is an in-memory trace counter, so the figure is the meter's own memory.
-    Runs in a process of its own, so the growth is not hidden by memory freed earlier.
+    The meter's clock is simulated (``time`` inside ``greenmeter.core.meter`` and
+    ``greenmeter.core.sampler`` is replaced) and its sampler tick is driven directly, so a
+    day of samples takes seconds. The sensor is an in-memory trace counter, so the figure
+    is the meter's own memory. Runs in a process of its own, so the growth is not hidden
+    by memory freed earlier.
     """
     import types
 
-    import greenmeter.meter as meter_mod
+    import greenmeter.core.meter as meter_mod
+    import greenmeter.core.sampler as sampler_mod
     from greenmeter import EnergyMeter
     from greenmeter.testing.sensors import TraceSensor
     from greenmeter.testing.trace import PowerTrace
 
-    if not hasattr(EnergyMeter, "_tick"):
-        raise RuntimeError("EnergyMeter has no _tick(): the timeline driver needs updating")
     interval_s = 0.1
     ticks = int(hours * 3600 / interval_s)
     clock = [time.monotonic()]
@@ -421,12 +421,19 @@ def measure_timeline_memory(hours: float) -> dict[str, Any]:
         for s in (0, 1)
     }
     meter_mod.time = fake  # type: ignore[attr-defined]
+    sampler_mod.time = fake  # type: ignore[attr-defined]
     try:
         meter = EnergyMeter(sensors=[TraceSensor(traces)], sample_interval_s=interval_s).start()
-        with meter._lock:  # the real sampler thread waits on this lock meanwhile
+        core = meter.core
+        sampler = core._sampler
+        if sampler is None or not hasattr(sampler, "tick"):
+            raise RuntimeError(
+                "the meter has no sampler tick(): the timeline driver needs updating"
+            )
+        with core._lock:  # the real sampler thread waits on this lock meanwhile
             for _ in range(100):  # first points and phase records exist before the baseline
                 clock[0] += interval_s
-                meter._tick(clock[0])
+                sampler.tick(clock[0])
             gc.collect()
             rss0 = _rss_bytes()
             t0 = time.perf_counter()
@@ -437,17 +444,18 @@ def measure_timeline_memory(hours: float) -> dict[str, Any]:
                     if handle is not None:
                         meter.exit(handle)
                     handle = meter.enter("epoch", kind="train")
-                meter._tick(clock[0])
+                sampler.tick(clock[0])
             if handle is not None:
                 meter.exit(handle)
             elapsed = time.perf_counter() - t0
             gc.collect()
             rss1 = _rss_bytes()
-            points = len(meter._timeline.points)
+            points = len(core._timeline.points)
         clock[0] += interval_s
         meter.stop()
     finally:
         meter_mod.time = time  # type: ignore[attr-defined]
+        sampler_mod.time = time  # type: ignore[attr-defined]
     return {
         "simulated_hours": hours,
         "ticks": ticks,

@@ -88,7 +88,8 @@ def state_bytes(meter: EnergyMeter) -> int:
                 total += size(getattr(obj, name))
         return total
 
-    parts = (meter._phases, meter._timeline.points, meter._warnings, meter._last)
+    core = meter.core
+    parts = (core._book.states, core._timeline.points, core._notes.items(), core._totals.current())
     return sum(size(p) for p in parts)
 
 
@@ -175,7 +176,7 @@ def run_long(
             epoch += 1
             now = time.monotonic()
             if now >= sample_at:
-                with meter._lock:
+                with meter.core._lock:
                     state = state_bytes(meter)
                 memory.append((now - meter.started_mono, boundaries, state, _rss_bytes()))
                 sample_at = now + 1.0

@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from greenmeter.core.batch import batch_size
+from greenmeter.core.intervals import coalesce
 from greenmeter.records import MeterSnapshot, PhaseRecord
 
 if TYPE_CHECKING:
@@ -69,37 +70,6 @@ class GreenMeterWarning(RuntimeWarning):
 # small helpers
 
 
-def batch_size(batch: Any, _depth: int = 0) -> int | None:
-    """Number of samples in ``batch``: the first dimension of its first tensor-like leaf.
-
-    Looks through tuples, lists and mappings (depth-first, in order); a list of strings
-    counts its items. Returns None when nothing tells the size.
-    """
-    shape = getattr(batch, "shape", None)
-    if shape is not None:
-        try:
-            return int(shape[0]) if len(shape) > 0 else None
-        except (TypeError, IndexError, ValueError):
-            return None
-    if _depth > 4:
-        return None
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            return None
-        if isinstance(batch[0], (str, bytes)):
-            return len(batch)
-        items: Iterable[Any] = batch
-    elif isinstance(batch, Mapping):
-        items = batch.values()
-    else:
-        return None
-    for item in items:
-        size = batch_size(item, _depth + 1)
-        if size is not None:
-            return size
-    return None
-
-
 def _count(value: Any) -> int | None:
     """``value`` as a non-negative int, else None."""
     try:
@@ -118,16 +88,6 @@ def _utc_iso(t: datetime) -> str:
 def _parse_utc(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-
-
-def _coalesce(intervals: Sequence[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
-    """At most ``limit`` spans: neighbours are joined pairwise until it fits."""
-    spans = sorted(intervals)
-    while len(spans) > limit:
-        spans = [
-            (spans[i][0], spans[min(i + 1, len(spans) - 1)][1]) for i in range(0, len(spans), 2)
-        ]
-    return spans
 
 
 def _add_opt(a: int | None, b: int | None) -> int | None:
@@ -149,7 +109,7 @@ def segment_summary(snapshot: MeterSnapshot, meter_id: str) -> dict[str, Any]:
 
     phases = []
     for rec in snapshot.phases:
-        spans = _coalesce(rec.intervals_mono, SEGMENT_INTERVALS)
+        spans = coalesce(rec.intervals_mono, SEGMENT_INTERVALS)
         phases.append(
             {
                 "path": list(rec.path),
@@ -238,6 +198,8 @@ def fold_segments(
                 rec.intervals_mono = spans
                 rec.last_end_mono = max((b for _, b in spans), default=None)
                 records[path] = rec
+            else:  # measured in this segment too: its time spans both
+                rec.intervals_mono = sorted([*spans, *rec.intervals_mono])
             rec.count += int(ph.get("count", 0))
             rec.duration_s += float(ph.get("duration_s", 0.0))
             for cid, value in dict(ph.get("energy_j", {})).items():
@@ -414,7 +376,7 @@ class GreenMeterCallbackCore:
         )
         self._paused: dict[str, str] = {}
         self._in_epoch = False
-        self._next_checkpoint: float | None = None
+        self._checkpoints_for: int | None = None  # id() of the meter checkpointing
         self._stage_status: dict[str, str] = {}
         self._models: dict[str, dict[str, Any]] = {}
         self._notes: dict[str, str] = {}
@@ -487,8 +449,8 @@ class GreenMeterCallbackCore:
             self._meter_id = uuid.uuid4().hex
         if not meter.running:
             meter.start()
-        if self.checkpoint_interval_s is not None and self._next_checkpoint is None:
-            self._next_checkpoint = time.monotonic() + self.checkpoint_interval_s
+        if self.checkpoint_interval_s is not None and self._checkpoints_for != id(meter):
+            self._schedule_checkpoints(meter)
         if self.sync and not self._sync_installed:
             self._install_sync(meter, trainer)
         return meter
@@ -551,8 +513,6 @@ class GreenMeterCallbackCore:
                 "samples_fn=lambda batch: ... to GreenMeterCallback",
             )
         tokens = _count(self.tokens_fn(batch)) if self.tokens_fn is not None else None
-        if self._next_checkpoint is not None and time.monotonic() >= self._next_checkpoint:
-            self._write_checkpoint()
         open_slots = self._slots
         for name in slots:
             current = open_slots[name]
@@ -837,15 +797,20 @@ class GreenMeterCallbackCore:
                 worst = status
         return worst
 
-    def build_report(self, status: str | None = None) -> Report:
-        """This rank's report now (earlier checkpoint segments folded in on rank 0)."""
-        from greenmeter.report import build_report
+    def build_report(self, status: str | None = None, *, flush: bool = True) -> Report:
+        """This rank's report now (earlier checkpoint segments folded in on rank 0).
 
+        ``flush=False`` (another thread than the training loop's) leaves the counted
+        batches in place and adds them to the report's copy of their phases instead.
+        """
         meter = self._meter
         if meter is None:
             raise RuntimeError("GreenMeterCallback has no meter yet: it is created on setup")
-        self._flush_all()
+        if flush:
+            self._flush_all()
         snapshot = meter.snapshot()
+        if not flush:
+            snapshot = self._with_unflushed(snapshot)
         extra: dict[str, Any] = {"lightning.stages": ",".join(self._stage_status)}
         for stage, stage_status in self._stage_status.items():
             extra[f"lightning.{stage}.status"] = stage_status
@@ -859,7 +824,8 @@ class GreenMeterCallbackCore:
         for code, message in self._notes.items():
             extra[f"lightning.note.{code}"] = message
         kwargs: dict[str, Any] = dict(meter.report_kwargs)
-        kwargs.setdefault("carbon", self.carbon if self.carbon is not None else meter.carbon)
+        if self.carbon is not None and self.carbon is not meter.carbon:
+            kwargs.setdefault("carbon", self.carbon)  # else the run's, resolved once
         kwargs.setdefault("run_name", self.run_name or meter.run_name)
         kwargs["status"] = status or self._status_now()
         kwargs["run_id"] = self._run_id
@@ -870,7 +836,29 @@ class GreenMeterCallbackCore:
         if self._rank != 0:
             kwargs.setdefault("include_git", False)
             kwargs.setdefault("include_command", False)
-        return build_report(snapshot, **kwargs)
+        return meter.run.build(snapshot, **kwargs)
+
+    def _with_unflushed(self, snapshot: MeterSnapshot) -> MeterSnapshot:
+        """``snapshot`` with the batches counted since the open phases' last flush."""
+        pending = {
+            slot.handle.path: (slot.samples, slot.tokens, slot.steps)
+            for slot in list(self._slots.values())
+            if slot is not None
+        }
+        if not pending:
+            return snapshot
+        phases = []
+        for rec in snapshot.phases:
+            more = pending.get(rec.path)
+            if more is not None and (more[0] is not None or more[1] is not None or more[2]):
+                rec = replace(
+                    rec,
+                    samples=_add_opt(rec.samples, more[0]),
+                    tokens=_add_opt(rec.tokens, more[1]),
+                    steps=_add_opt(rec.steps, more[2] or None),
+                )
+            phases.append(rec)
+        return replace(snapshot, phases=phases)
 
     def _publish(self, trainer: Any, *, gather: bool, status: str | None = None) -> Report | None:
         """Build this rank's report; merge on rank 0 (when gathering) and write it."""
@@ -903,23 +891,26 @@ class GreenMeterCallbackCore:
 
     def _save(self, report: Report, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            report.save(path)
+            assert self._meter is not None
+            self._meter.run.write(report, path)  # in order with the checkpoints
         except Exception as exc:
             self._warn("report.write", f"greenmeter: could not write the report to {path}: {exc!r}")
 
-    def _write_checkpoint(self) -> None:
-        """This rank's in-progress report (status ``running``), every checkpoint interval."""
+    def _schedule_checkpoints(self, meter: EnergyMeter) -> None:
+        """This rank's in-progress report (status ``running``), every checkpoint interval,
+        built and written by the run's writer thread while a stage runs."""
         assert self.checkpoint_interval_s is not None
-        self._next_checkpoint = time.monotonic() + self.checkpoint_interval_s
+        self._checkpoints_for = id(meter)
         if self.report_path is None:
             return
-        try:
-            report = self.build_report("running")
-        except Exception as exc:
-            self._warn("report.checkpoint", f"greenmeter: in-progress report failed: {exc!r}")
-            return
-        self._save(report, self._rank_path())
+        meter.run.checkpoint_every(
+            self.checkpoint_interval_s, self._checkpoint_report, self._rank_path()
+        )
+
+    def _checkpoint_report(self) -> Report | None:
+        if not any(slot is not None for slot in self._slots.values()):
+            return None  # between stages: the stage's own report stands
+        return self.build_report("running", flush=False)
 
     def close(self) -> Report | None:
         """Stop a meter this callback created and write the final report (rank 0).
@@ -944,10 +935,14 @@ class GreenMeterCallbackCore:
     def _co2e_g(self, start_utc: datetime, end_utc: datetime, energy_j: float) -> float | None:
         acct = getattr(self, "_accountant", False)
         if acct is False:
+            meter = self._meter
             try:
-                from greenmeter.carbon import resolve
+                if meter is not None and (self.carbon is None or self.carbon is meter.carbon):
+                    acct = meter.run.accountant() or None  # the run's, resolved once
+                else:
+                    from greenmeter.carbon import resolve
 
-                acct = resolve(self.carbon)
+                    acct = resolve(self.carbon)
             except Exception:
                 acct = None
             self._accountant = acct

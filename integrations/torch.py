@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from greenmeter.loops import batch_size as _batch_size
+from greenmeter.core.batch import batch_size as _batch_size
 from greenmeter.report.efficiency import percentile
 
 if TYPE_CHECKING:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
-from greenmeter.loops import batch_size as _batch_size
+from greenmeter.core.batch import batch_size as _batch_size
 
 if TYPE_CHECKING:
     from greenmeter.meter import EnergyMeter, PhaseHandle

@@ -55,13 +55,15 @@ def test_ranges_from_explicit_intensity_and_pue(project: Path) -> None:
     assert out.operational_high_g == pytest.approx(1.5 * 500)
 
 
-def test_dataset_range_and_preset_range(project: Path) -> None:
-    acct = resolve(CarbonConfig(location="CA-AB", pue="azure"), cwd=project, env={})
-    rec = lookup("CA-AB")
+def test_no_range_without_a_source_range(project: Path) -> None:
+    acct = resolve(CarbonConfig(location="AU-VIC", pue="uptime-2024"), cwd=project, env={})
     out = acct.co2e(_segs(1.0), {})
-    preset = PUE_PRESETS["azure"]
-    assert out.operational_low_g == pytest.approx(rec.low_g_per_kwh * preset.low)
-    assert out.operational_high_g == pytest.approx(rec.high_g_per_kwh * preset.high)
+    assert out.operational_low_g == out.operational_g == out.operational_high_g
+    info = acct.info.intensity
+    assert info.low_g_per_kwh is None and info.range_note is None
+    assert info.scope3_g_per_kwh == pytest.approx(90.0)  # kept apart, never added
+    assert out.operational_g == pytest.approx(770.0 * PUE_PRESETS["uptime-2024"].value)
+    assert acct.info.pue.source_url and acct.info.pue.source_url.startswith("https://")
 
 
 def test_market_factor_is_separate(project: Path) -> None:
@@ -74,24 +76,44 @@ def test_market_factor_is_separate(project: Path) -> None:
     assert acct.info.market is not None and "not netted" in acct.info.market.note
 
 
-def test_renewable_share_applies_to_location_figure(project: Path) -> None:
+def test_renewable_share_without_residual_mix_is_disclosed(project: Path) -> None:
     acct = resolve(CarbonConfig(location="PL", renewable_share=0.75), cwd=project, env={})
     out = acct.co2e(_segs(1.0), {})
     assert out.market_g == pytest.approx(0.25 * out.operational_g)
     assert out.operational_g == pytest.approx(lookup("POL").g_per_kwh)
+    market = acct.info.market
+    assert market is not None and market.uncovered_basis == "location_average"
+    assert market.disclosure and "residual mix" in market.disclosure
+    assert "GHG Protocol" in market.disclosure
+
+
+def test_renewable_share_uses_the_residual_mix_when_given(project: Path) -> None:
+    acct = resolve(
+        CarbonConfig(location="DE", renewable_share=0.6, residual_mix_g_per_kwh=700.0, pue=1.5),
+        cwd=project,
+        env={},
+    )
+    out = acct.co2e(_segs(2.0), {})
+    assert out.market_g == pytest.approx(2.0 * 1.5 * 0.4 * 700.0)
+    market = acct.info.market
+    assert market is not None and market.uncovered_basis == "residual_mix"
+    assert market.disclosure is None and market.uncovered_factor_g_per_kwh == 700.0
 
 
 def test_embodied_defaults_and_user_values(project: Path) -> None:
     acct = resolve(CarbonConfig(location="FR", embodied=True), cwd=project, env={})
-    out = acct.co2e(_segs(1.0), {"gpu": 8.0, "cpu": 1.0, "dram": 3.0})
+    out = acct.co2e(_segs(1.0), {"gpu": 8.0, "cpu": 2.0, "host": 1.0, "dram": 3.0})
     gpu = EMBODIED_DEFAULTS["gpu"]
-    cpu = EMBODIED_DEFAULTS["cpu"]
+    server = EMBODIED_DEFAULTS["server"]
     assert gpu.per_device_hour_g == pytest.approx(gpu.manufacturing_kgco2e * 1000 / gpu.lifetime_h)
+    # the server per host-hour (1.0), not per CPU-package hour (2.0)
     assert out.embodied_by_kind_g == pytest.approx(
-        {"gpu": 8.0 * gpu.per_device_hour_g, "cpu": 1.0 * cpu.per_device_hour_g}
+        {"gpu": 8.0 * gpu.per_device_hour_g, "server": 1.0 * server.per_device_hour_g}
     )
     assert out.embodied_g == pytest.approx(sum(out.embodied_by_kind_g.values()))
     assert out.operational_g == pytest.approx(lookup("FR").g_per_kwh)  # not added in
+    per = {d.kind: d.counted_per for d in acct.info.embodied.devices}
+    assert per == {"gpu": "board", "server": "host"}
 
     user = resolve(
         CarbonConfig(location="FR", embodied={"gpu": {"kgco2e": 100, "lifetime_h": 1000}}),

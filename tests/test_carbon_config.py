@@ -102,7 +102,9 @@ def test_explicit_cloud_beats_env(project: Path) -> None:
     assert acct.info.intensity.location == "NLD"
     assert acct.info.intensity.resolved_from == "cloud"
     assert acct.info.intensity.cloud_region == "azure:westeurope"
-    assert acct.info.pue.preset == "azure" and acct.info.pue.resolved_from == "cloud"
+    # no provider fleet PUE preset: 1.0 is assumed and a data-centre warning says how to set it
+    assert acct.info.pue.value == 1.0 and acct.info.pue.resolved_from == "default"
+    assert "carbon.pue_default_datacentre" in [c for c, _ in acct.warnings]
 
 
 def test_env_beats_config_file(project: Path) -> None:
@@ -129,8 +131,23 @@ def test_greenmeter_toml_and_tool_table(project: Path) -> None:
     (project / "greenmeter.toml").write_text("[carbon]\nintensity_g_per_kwh = 42\n")
     assert resolve(None, cwd=project, env={}).info.intensity.value_g_per_kwh == 42
     (project / "greenmeter.toml").unlink()
-    _pyproject(project, '[tool.greenmeter]\nlocation = "CA-QC"\nother_tool_key = 1\n')
+    _pyproject(project, '[tool.greenmeter]\nlocation = "CA-QC"\n')
     assert resolve(None, cwd=project, env={}).info.intensity.location == "CA-QC"
+
+
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        ("pyproject.toml", '[tool.greenmeter]\nlocaton = "DE"\n'),
+        ("pyproject.toml", '[tool.greenmeter.carbon]\nlocaton = "DE"\n'),
+        ("greenmeter.toml", 'locaton = "DE"\n'),
+        ("greenmeter.toml", '[carbon]\nlocaton = "DE"\n'),
+    ],
+)
+def test_unknown_key_at_any_level_is_an_error(project: Path, name: str, body: str) -> None:
+    (project / name).write_text(body, encoding="utf-8")
+    with pytest.raises(CarbonError, match=r"unknown carbon setting 'locaton' \(did you mean "):
+        resolve(None, cwd=project, env={})
 
 
 def test_config_file_errors_name_the_file_and_key(project: Path) -> None:
@@ -162,7 +179,8 @@ def test_default_is_world_average_with_loud_warning(project: Path) -> None:
     codes = [c for c, _ in acct.warnings]
     assert codes == ["carbon.default_intensity"]
     assert "NO GRID LOCATION" in acct.warnings[0][1]
-    assert acct.pue == 1.0 and acct.info.pue.preset == "workstation"
+    assert acct.pue == 1.0 and acct.info.pue.resolved_from == "default"
+    assert intensity.year == world().year and "fallback" in acct.warnings[0][1]
 
 
 def test_bad_env_value_names_the_variable(project: Path) -> None:
@@ -172,21 +190,32 @@ def test_bad_env_value_names_the_variable(project: Path) -> None:
         resolve(None, cwd=project, env={"GREENMETER_INTENSITY_G_PER_KWH": "abc"})
 
 
-def test_provider_figure_is_opt_in(project: Path) -> None:
-    grid = resolve(CarbonConfig(cloud="gcp:europe-west1"), cwd=project, env={})
-    own = resolve(
-        CarbonConfig(cloud="gcp:europe-west1", use_provider_figure=True), cwd=project, env={}
+def test_provider_figure_is_the_default_for_gcp(project: Path) -> None:
+    own = resolve(CarbonConfig(cloud="gcp:europe-west1"), cwd=project, env={})
+    grid = resolve(
+        CarbonConfig(cloud="gcp:europe-west1", use_provider_figure=False), cwd=project, env={}
     )
-    assert grid.info.intensity.value_g_per_kwh == lookup("BEL").g_per_kwh
-    assert not grid.info.intensity.provider_figure
-    assert own.info.intensity.provider_figure
-    assert own.info.intensity.value_g_per_kwh != grid.info.intensity.value_g_per_kwh
+    assert own.info.intensity.provider_figure and own.info.intensity.year == 2024
+    assert own.info.intensity.value_g_per_kwh == 103.37
     assert "Google" in own.info.intensity.source
-    aws = resolve(
-        CarbonConfig(cloud="aws:us-east-1", use_provider_figure=True), cwd=project, env={}
-    )
-    assert [c for c, _ in aws.warnings] == ["carbon.no_provider_figure"]
+    assert not grid.info.intensity.provider_figure
+    assert grid.info.intensity.value_g_per_kwh == lookup("BEL").g_per_kwh
+    aws = resolve(CarbonConfig(cloud="aws:us-east-1"), cwd=project, env={})
     assert aws.info.intensity.value_g_per_kwh == lookup("US-VA").g_per_kwh
+    with pytest.raises(CarbonError, match="no site for gcp:us-central2"):
+        resolve(
+            CarbonConfig(cloud="gcp:us-central2", use_provider_figure=False), cwd=project, env={}
+        )
+
+
+def test_lookup_that_changes_basis_warns(project: Path) -> None:
+    state = resolve(CarbonConfig(location="US-TX"), cwd=project, env={})
+    codes = {c: m for c, m in state.warnings}
+    assert "carbon.basis_differs" in codes and "USA" in codes["carbon.basis_differs"]
+    country = resolve(CarbonConfig(location="FR"), cwd=project, env={})
+    assert "carbon.basis_differs" not in {c for c, _ in country.warnings}
+    china = resolve(CarbonConfig(location="CN-BJ"), cwd=project, env={})
+    assert china.info.intensity.gas == "CO2" and china.info.intensity.unit == "gCO2/kWh"
 
 
 def test_info_names_every_constant(project: Path) -> None:
@@ -200,7 +229,7 @@ def test_info_names_every_constant(project: Path) -> None:
     assert info.intensity.licence and info.intensity.basis == "direct_combustion"
     assert info.pue.value == 1.2 and info.pue.source == "site survey 2024"
     assert info.dataset_version and info.dataset_date
-    assert {d.kind for d in info.embodied.devices} == {"gpu", "cpu"}
+    assert {d.kind for d in info.embodied.devices} == {"gpu", "server"}
     assert all(d.source for d in info.embodied.devices)
     # Round-trips through the report conventions.
     again = type(info).model_validate_json(info.model_dump_json())

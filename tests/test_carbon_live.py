@@ -150,3 +150,119 @@ def test_live_token_name_and_url_from_env(stub, project, caplog, capsys) -> None
     assert state.requests[0]["token"] == TOKEN
     assert acct.info.time_series is not None
     assert TOKEN not in _everything(acct, caplog, capsys)
+
+
+# -- transport: one deadline, https only -------------------------------------------------
+
+
+@pytest.fixture
+def drip() -> Iterator[tuple[str, list[float]]]:
+    """A server that answers one byte every 0.2 s (a 200 OK of about 60 s in all)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    closed_at: list[float] = []
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        + b" " * 200
+    )
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for i in range(len(reply)):
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(reply[i : i + 1])
+                    except OSError:  # the client gave up
+                        closed_at.append(time.monotonic())
+                        break
+                    time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v3", closed_at
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_one_deadline_for_the_whole_request(drip) -> None:
+    from greenmeter.carbon.live import LiveFetchError, fetch_history
+
+    url, closed_at = drip
+    started = time.monotonic()
+    with pytest.raises(LiveFetchError, match=r"timed out .*1 s deadline"):
+        fetch_history("FR", token=TOKEN, base_url=url, timeout_s=1.0)
+    assert time.monotonic() - started < 1.5
+    time.sleep(0.5)  # the connection was shut at the deadline: the server's next byte fails
+    assert closed_at and closed_at[0] - started < 2.0
+
+
+def test_meter_stop_is_bounded_by_the_live_deadline(drip, project, monkeypatch) -> None:
+    from greenmeter import EnergyMeter
+    from greenmeter.testing import PowerTrace
+    from greenmeter.testing.sensors import TraceSensor
+
+    url, _ = drip
+    monkeypatch.chdir(project)
+    cfg = CarbonConfig(
+        location="FR", live_provider="electricitymaps", live_base_url=url, live_timeout_s=1.0
+    )
+    meter = EnergyMeter(
+        [TraceSensor({"t:cpu": PowerTrace.constant(5.0)})],
+        carbon=cfg,
+        report_path=project / "run.json",
+    ).start()
+    started = time.monotonic()
+    meter.stop()
+    assert time.monotonic() - started < 2.5
+    report = json.loads((project / "run.json").read_text())
+    assert any(w["code"] == "carbon.live_failed" for w in report["warnings"])
+
+
+def test_redirect_away_from_https_is_refused(project) -> None:
+    from greenmeter.carbon.live import LiveFetchError, fetch_history
+
+    hops: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hops.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", "http://api.example.invalid/v3/carbon-intensity/history")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(
+            LiveFetchError, match=r"redirect to http://api\.example\.invalid refused"
+        ):
+            fetch_history(
+                "FR", token=TOKEN, base_url=f"http://127.0.0.1:{server.server_address[1]}/v3"
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(hops) == 1
+
+
+def test_plain_http_elsewhere_is_never_contacted() -> None:
+    from greenmeter.carbon.live import LiveFetchError, fetch_history
+
+    with pytest.raises(LiveFetchError, match="must use https://"):
+        fetch_history("FR", token=TOKEN, base_url="http://api.electricitymap.org/v3")

@@ -200,7 +200,7 @@ def test_attach_from_env_only_with_an_absolute_socket_path(tmp_path):
     assert attach_from_env(meter, env={ENV_VAR: "relative/sock"}) is None
     sender = attach_from_env(meter, env={ENV_VAR: str(tmp_path / "sock")})
     assert isinstance(sender, ChannelSender)
-    assert sender in meter._listeners
+    assert sender in meter.core._listeners
 
 
 def test_server_socket_lives_in_a_private_directory():

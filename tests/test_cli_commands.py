@@ -78,7 +78,9 @@ def test_doctor_names_reason_and_fix_for_every_missing_source(tmp_path, capsys):
             assert u["fix"] in text
     if not any(c["kind"] == "gpu" for c in diag["components"]):
         nvml = missing[("nvml", "gpu")]
-        assert "libnvidia-ml" in nvml["reason"] or "NVML" in nvml["reason"]
+        # No library at all, or (when an earlier test loaded the fake one in this process)
+        # a library without a driver behind it.
+        assert any(w in nvml["reason"] for w in ("libnvidia-ml", "NVML", "NVIDIA management"))
         assert nvml["fix"] and nvml["fix"] in text
     assert "Carbon:" in text and "gCO2e/kWh" in text
 
@@ -267,8 +269,8 @@ def test_echoed_values_are_shortened(run_report, tmp_path, capsys):
     big.write_text(json.dumps(data))
     assert main(["report", str(big)]) == 2
     err = capsys.readouterr().err
-    assert len(err) < 1500 and err.count("\n") == 1 and "characters left out" in err
-    assert err.startswith("greenmeter report: error:")
+    assert len(err) < 1500 and err.count("\n") == 1 and "9" * 200 not in err
+    assert err.startswith("greenmeter report: error:") and "unknown schema_version" in err
     assert main(["report", str(run_report), "--format", "x" * 100_000]) == 2
     err = capsys.readouterr().err
     assert len(err) < 1500 and err.count("\n") == 1 and "100,000 characters" in err

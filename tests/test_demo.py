@@ -60,6 +60,24 @@ def test_every_promised_file_exists_and_is_valid(demo: tuple[Path, str]) -> None
         assert report.phase("inference/bs-256").efficiency.latency_count > 0
         assert report.models[0].name == name
     assert teacher.models[0].parameters_total > 10 * student.models[0].parameters_total
+    for report, name in ((teacher, "teacher"), (student, "student")):
+        assert report.tags == {"project": "greenmeter-demo", "experiment": "distillation",
+                               "model": name}  # fmt: skip
+
+
+def test_the_demo_ends_with_the_footprint_of_its_runs(demo: tuple[Path, str]) -> None:
+    from greenmeter.render.numbers import sig
+
+    out, stdout = demo
+    tail = stdout[stdout.index("greenmeter footprint: 2 run(s) from 2 report file(s)") :]
+    teacher, student = Report.load(out / "teacher.json"), Report.load(out / "student.json")
+    lines = tail.splitlines()
+    for report, name in ((teacher, "teacher"), (student, "student")):
+        row = next(ln for ln in lines if ln.startswith(f"model={name} ") and "kWh" not in ln
+                   and sig(report.totals.it_energy_kwh) in ln)  # fmt: skip
+        assert row
+    total_kwh = teacher.totals.it_energy_kwh + student.totals.it_energy_kwh
+    assert any(ln.startswith("Total") and sig(total_kwh) in ln for ln in lines)
 
 
 def test_comparison_files_match_the_reports(demo: tuple[Path, str]) -> None:

@@ -55,7 +55,7 @@ def test_rapl_tree_gives_counters_for_cpu_and_dram(rapl_tree: EmulatedPowercap, 
         assert ("estimate", ComponentKind.RAM) in left_out
         assert ("pyrapl", ComponentKind.CPU) in left_out
         assert ("rapl", ComponentKind.PSYS) in left_out
-        gpu = [u for u in d.unavailable if u.kind == ComponentKind.GPU]
+        gpu = [u for u in d.unavailable if u.kind == ComponentKind.GPU and u.sensor == "nvml"]
         assert len(gpu) == 1 and "greenmeter.sensors.nvml" in gpu[0].reason
         assert all(u.reason for u in d.unavailable)
     finally:
@@ -114,6 +114,47 @@ def test_gpu_sensor_from_nvml_probe(monkeypatch, tmp_path) -> None:
     assert _ids(d) == {"nvml:GPU-1"}
     assert calls == {"gpus": [0], "sample_interval_s": 0.25, "host": "h"}
     assert any(u.kind == ComponentKind.CPU and "cpu=False" in u.reason for u in d.unavailable)
+
+
+def test_gpu_sensors_of_both_vendors(monkeypatch, tmp_path) -> None:
+    calls: list[tuple[str, object]] = []
+
+    def module(name: str, sensor_name: str, cid: str) -> types.ModuleType:
+        def probe(gpus=None, sample_interval_s=0.1, host=None):
+            calls.append((sensor_name, gpus))
+            sensor = _GpuSensor()
+            sensor.name = sensor_name
+            sensor.components = lambda: [  # type: ignore[method-assign]
+                ComponentInfo(
+                    cid,
+                    ComponentKind.GPU,
+                    Scope.GPU_BOARD,
+                    Method.COUNTER,
+                    sensor_name,
+                    "GPU",
+                    "h",
+                    0.1,
+                )
+            ]
+            return sensor, []
+
+        mod = types.ModuleType(name)
+        mod.probe = probe  # type: ignore[attr-defined]
+        return mod
+
+    monkeypatch.setitem(sys.modules, "greenmeter.sensors.nvml", module("n", "nvml", "nvml:GPU-1"))
+    monkeypatch.setitem(sys.modules, "greenmeter.sensors.amd", module("a", "amdsmi", "amdsmi:u-1"))
+    d = discover(powercap_root=tmp_path, cpu=False, gpus=["GPU-1"])
+    assert _ids(d) == {"nvml:GPU-1", "amdsmi:u-1"}
+    assert calls == [("nvml", ["GPU-1"]), ("amdsmi", ["GPU-1"])]
+    # One vendor's failure leaves the other measuring, and is explained.
+    monkeypatch.setitem(sys.modules, "greenmeter.sensors.amd", None)
+    d = discover(powercap_root=tmp_path, cpu=False)
+    assert _ids(d) == {"nvml:GPU-1"}
+    (why,) = [u for u in d.unavailable if u.sensor == "amdsmi"]
+    assert "greenmeter.sensors.amd" in why.reason and why.kind == ComponentKind.GPU
+    d = discover(powercap_root=tmp_path, gpu=False, cpu=False)
+    assert {u.sensor for u in d.unavailable if "gpu=False" in u.reason} == {"nvml", "amdsmi"}
 
 
 def test_broken_nvml_module_is_no_gpu_sensor(monkeypatch, tmp_path) -> None:

@@ -304,7 +304,7 @@ def test_methodology_constants_match_the_code() -> None:
     """Every constant the methodology quotes is the one the code uses."""
     from greenmeter.carbon.constants import EMBODIED_DEFAULTS, PUE_PRESETS
     from greenmeter.report import confidence
-    from greenmeter.sensors import estimate, nvml, rapl
+    from greenmeter.sensors import amd, amd_board, estimate, nvml, rapl
 
     text = _prose("methodology.md")
     facts = [
@@ -321,6 +321,12 @@ def test_methodology_constants_match_the_code() -> None:
         (nvml._MIN_RESOLUTION_S == 0.01, "(at least 10 ms)"),
         (nvml._DEFAULT_COUNTER_RESOLUTION_S == 0.1, "or 0.1 s when no step was seen"),
         (nvml._SLOW_CALL_S == 0.010, "`nvml.slow_call` above 10 ms"),
+        (amd_board._STEP_PROBE_BUDGET_S == 0.12, "watches it for up to 0.12 s"),
+        (amd_board._STILL_COUNTER_MIN_W == 1.0, "draws at least 1 W"),
+        (amd_board._CAP_HEADROOM == 2.0, "twice its power cap"),
+        (amd_board._DEFAULT_MAX_POWER_W == 1500.0, "(1500 W when the cap is unknown)"),
+        (amd_board._MAX_GUARD_S == 5.0, "at most every 5 s"),
+        (amd._MAX_TRANSIENT == 10, "until 10 come in a row"),
         (confidence.HIGH_RATIO == 100.0, r"**high** when $r \ge 100$"),
         (confidence.MEDIUM_RATIO == 10.0, r"**medium** when $r \ge 10$"),
         (confidence.MATERIAL_SHARE == 0.05, "carrying at least 5% of its IT energy"),
@@ -329,14 +335,9 @@ def test_methodology_constants_match_the_code() -> None:
         (len(estimate.cpu_power_table()["rows"]) == 4907, "(4,907 models"),
         (estimate.cpu_power_table()["source_version"] == "codecarbon 3.3.2", "codecarbon 3.3.2"),
         (PUE_PRESETS["uptime-2024"].value == 1.56, "`uptime-2024` (1.56)"),
-        (PUE_PRESETS["gcp"].value == 1.10, "`gcp` (1.10)"),
-        (PUE_PRESETS["aws"].value == 1.15, "`aws` (1.15)"),
-        (
-            (PUE_PRESETS["azure"].value, PUE_PRESETS["azure"].low) == (1.18, 1.12),
-            "`azure` (1.18, range 1.12-1.18)",
-        ),
+        (set(PUE_PRESETS) == {"workstation", "uptime-2024"}, "`workstation` (1.0) and"),
         (EMBODIED_DEFAULTS["gpu"].manufacturing_kgco2e == 150.0, "150 kgCO2e per data-centre GPU"),
-        (EMBODIED_DEFAULTS["cpu"].manufacturing_kgco2e == 2500.0, "2500 kgCO2e for the rest"),
+        (EMBODIED_DEFAULTS["server"].manufacturing_kgco2e == 2500.0, "2500 kgCO2e for the rest"),
         (EMBODIED_DEFAULTS["gpu"].lifetime_h == 6 * 365 * 24.0, "both over 6 years"),
     ]
     for holds, phrase in facts:

@@ -1,4 +1,9 @@
-"""meter.track(): loop phases against the exact integral of a power trace."""
+"""meter.track(): loop phases against the exact integral of a power trace.
+
+Energies are checked against the caller's clock (:mod:`fixtures.clock`): a loop phase's
+boundaries lie between instants the loop body takes itself and instants taken outside
+the loop.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,24 @@ from collections import namedtuple
 
 import pytest
 
+from fixtures.clock import Window, assert_between
 from greenmeter import EnergyMeter
 from greenmeter.loops import batch_size
 from greenmeter.testing import PowerTrace
 from greenmeter.testing.sensors import TraceSensor
 
 
-def _truth(trace: PowerTrace, intervals: list[tuple[float, float]]) -> float:
-    return sum(trace.energy_j(a, b) for a, b in intervals)
+def _bodies(meter, items, phase, **options):
+    """Run a tracked loop; the instants before/after it and at each body's start and end."""
+    before = time.monotonic()
+    starts, ends = [], []
+    for item in meter.track(items, phase, **options):
+        starts.append(time.monotonic())
+        time.sleep(0.004)
+        yield item
+        ends.append(time.monotonic())
+    after = time.monotonic()
+    yield Window(before, starts[0], ends[-1], after), starts, ends
 
 
 @pytest.fixture
@@ -53,17 +68,13 @@ def test_loop_phase_energy_steps_and_partial_last_batch(traced):
     sensor, trace = traced
     batches = [_Shaped(8, 2)] * 4 + [_Shaped(3, 2)]  # 35 samples, last batch partial
     with EnergyMeter([sensor], sample_interval_s=0.01) as meter:
-        seen = 0
-        for batch in meter.track(batches, "train"):
-            time.sleep(0.01)
-            seen += batch.shape[0]
+        *seen, (window, _, _) = _bodies(meter, batches, "train")
         train = _phases(meter)[("train",)]
-    assert seen == 35
+    assert sum(b.shape[0] for b in seen) == 35
     assert train.kind == "train" and train.count == 1
     assert train.steps == 5 and train.samples == 35 and train.tokens is None
-    truth = _truth(trace, train.intervals_mono)
-    assert truth > 1.0
-    assert train.energy_j["trace:cpu"] == pytest.approx(truth, rel=1e-9)
+    assert trace.energy_j(*window.inner) > 1.0
+    assert_between(train.energy_j["trace:cpu"], trace.energy_j, [window])
     assert not train.open
 
 
@@ -87,8 +98,7 @@ def test_windows_partition_the_loop(traced):
     sensor, trace = traced
     items = list(range(10))
     with EnergyMeter([sensor]) as meter:
-        for _ in meter.track(items, "train", window_steps=4):
-            time.sleep(0.004)
+        *_, (loop_w, starts, ends) = _bodies(meter, items, "train", window_steps=4)
         phases = _phases(meter)
     windows = [phases[("train", f"window-{k}")] for k in range(3)]
     assert ("train", "window-3") not in phases  # no empty window at the end
@@ -97,25 +107,32 @@ def test_windows_partition_the_loop(traced):
     assert all(w.kind == "window" for w in windows)
     assert [w.attrs["first_step"] for w in windows] == ["0", "4", "8"]
     loop = phases[("train",)]
-    for w in windows:
-        assert w.energy_j["trace:cpu"] == pytest.approx(_truth(trace, w.intervals_mono), rel=1e-9)
+    for k, w in enumerate(windows):
+        first, last = 4 * k, min(4 * k + 3, len(items) - 1)
+        # a window opens when its first item is fetched, closes when the next one is
+        caller = Window(
+            before=ends[first - 1] if first else loop_w.before,
+            start=starts[first],
+            end=ends[last],
+            after=starts[last + 1] if last + 1 < len(items) else loop_w.after,
+        )
+        assert_between(w.energy_j["trace:cpu"], trace.energy_j, [caller])
     # consecutive windows share their boundary instants: no gap, no overlap
     for a, b in itertools.pairwise(windows):
         assert a.intervals_mono[-1][1] <= b.intervals_mono[0][0]
     covered = sum(w.duration_s for w in windows)
     assert covered == pytest.approx(loop.duration_s, abs=2e-3)
-    assert sum(w.energy_j["trace:cpu"] for w in windows) == pytest.approx(
-        loop.energy_j["trace:cpu"], rel=0.05
-    )
+    assert_between(loop.energy_j["trace:cpu"], trace.energy_j, [loop_w])
 
 
 def test_epochs_nest_under_the_loop_phase_and_accumulate(traced):
     sensor, trace = traced
+    loops: list[Window] = []
     with EnergyMeter([sensor]) as meter:
         with meter.phase("fit"):
             for epoch in range(3):
-                for _ in meter.track([_Shaped(2)] * (epoch + 1), "train", epoch=epoch):
-                    time.sleep(0.003)
+                *_, (w, _, _) = _bodies(meter, [_Shaped(2)] * (epoch + 1), "train", epoch=epoch)
+                loops.append(w)
         phases = _phases(meter)
     train = phases[("fit", "train")]
     assert train.count == 3 and train.steps == 6 and train.samples == 12
@@ -123,10 +140,9 @@ def test_epochs_nest_under_the_loop_phase_and_accumulate(traced):
     assert [e.kind for e in epochs] == ["epoch"] * 3
     assert [e.steps for e in epochs] == [1, 2, 3]
     assert [e.attrs["epoch"] for e in epochs] == ["0", "1", "2"]
-    for rec in (train, *epochs):
-        assert rec.energy_j["trace:cpu"] == pytest.approx(
-            _truth(trace, rec.intervals_mono), rel=1e-9
-        )
+    assert_between(train.energy_j["trace:cpu"], trace.energy_j, loops)
+    for epoch, w in zip(epochs, loops, strict=True):
+        assert_between(epoch.energy_j["trace:cpu"], trace.energy_j, [w])
     assert sum(e.energy_j["trace:cpu"] for e in epochs) <= train.energy_j["trace:cpu"] + 1e-9
 
 
@@ -142,8 +158,12 @@ def test_windows_nest_under_the_epoch(traced):
 def test_break_closes_the_phase_at_generator_close(traced):
     sensor, trace = traced
     with EnergyMeter([sensor]) as meter:
+        before = time.monotonic()
         for i, _ in enumerate(meter.track(range(100), "train", window_steps=3)):
+            if i == 0:
+                first = time.monotonic()
             if i == 4:
+                last = time.monotonic()
                 break
             time.sleep(0.002)
         t_after_break = time.monotonic()
@@ -153,7 +173,8 @@ def test_break_closes_the_phase_at_generator_close(traced):
     assert not train.open and train.steps == 5
     assert train.last_end_mono <= t_after_break
     assert not phases[("train", "window-1")].open
-    assert train.energy_j["trace:cpu"] == pytest.approx(_truth(trace, train.intervals_mono))
+    window = Window(before, first, last, t_after_break)
+    assert_between(train.energy_j["trace:cpu"], trace.energy_j, [window])
 
 
 def test_exception_in_body_closes_the_phase_and_propagates(traced):

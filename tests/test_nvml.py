@@ -6,6 +6,7 @@ base, so the exact energy of any window is known and accuracy is asserted agains
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -70,14 +71,19 @@ def rel_err(measured: float, truth: float) -> float:
     return abs(measured - truth) / truth
 
 
-def poll_in_background(sensor: nvml_sensor.NvmlSensor, stop: threading.Event) -> threading.Thread:
-    """What the meter's thread does: poll() every poll_interval_s."""
+def poll_in_background(
+    sensor: nvml_sensor.NvmlSensor, stop: threading.Event, polled: list[float] | None = None
+) -> threading.Thread:
+    """What the meter's thread does: poll() every poll_interval_s (instants in ``polled``)."""
     period = sensor.poll_interval_s or 0.1
 
     def run() -> None:
         nxt = time.monotonic()
         while not stop.is_set():
-            sensor.poll(time.monotonic())
+            now = time.monotonic()
+            if polled is not None:
+                polled.append(now)
+            sensor.poll(now)
             nxt += period
             stop.wait(max(0.0, nxt - time.monotonic()))
 
@@ -240,7 +246,8 @@ def test_sampled_paths_against_truth(fake_nvml: Callable[..., FakeNvml]) -> None
     assert sensor.poll_interval_s == pytest.approx(0.1)
     assert {w.code for w in sensor.drain_warnings()} >= {"nvml.power_average"}
     stop = threading.Event()
-    th = poll_in_background(sensor, stop)
+    polled: list[float] = []
+    th = poll_in_background(sensor, stop, polled)
     try:
         start = time.monotonic()
         marks = []
@@ -251,12 +258,27 @@ def test_sampled_paths_against_truth(fake_nvml: Callable[..., FakeNvml]) -> None
     finally:
         stop.set()
         th.join()
+    # Trapezoids over instant samples miss at most half a power step times the gap between
+    # the samples around it: the bound follows from the sample instants actually taken, so
+    # it holds however late a busy machine let the poller run (about 1% at 0.1 s gaps).
+    samples = sorted([*polled, *(t for t, _ in marks)])
+    jumps = [trace.t0 + 0.5 * k for k in range(1, 400)]
+
+    def bound_j(ta: float, tb: float) -> float:
+        out = 0.0
+        for tj in (t for t in jumps if ta < t < tb):
+            k = bisect.bisect_left(samples, tj)
+            gap = samples[min(k, len(samples) - 1)] - samples[max(k - 1, 0)]
+            out += abs(trace.power_w(tj + 1e-9) - trace.power_w(tj - 1e-9)) * gap / 2
+        return out + 0.002 * trace.energy_j(ta, tb)  # the driver's mW quantisation and jitter
+
     inst_errs, avg_errs = [], []
     for (ta, ra), (tb, rb) in itertools.pairwise(marks):
         truth = trace.energy_j(ta, tb)
-        inst_errs.append((rb[inst.id] - ra[inst.id] - truth) / truth)
+        err_j = rb[inst.id] - ra[inst.id] - truth
+        assert abs(err_j) <= bound_j(ta, tb), (ta, tb, err_j, bound_j(ta, tb))
+        inst_errs.append(err_j / truth)
         avg_errs.append((rb[avg.id] - ra[avg.id] - truth) / truth)
-    assert max(abs(e) for e in inst_errs) < 0.02, inst_errs
     # Phase energies add up: the sum of the windows is the whole span, exactly.
     total = marks[-1][1][inst.id] - marks[0][1][inst.id]
     windows = sum(rb[inst.id] - ra[inst.id] for (_, ra), (_, rb) in itertools.pairwise(marks))

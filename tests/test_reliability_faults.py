@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import greenmeter.meter as meter_mod
+import greenmeter.core.meter as meter_mod
 from greenmeter import EnergyMeter
 from greenmeter.report import Report
 from greenmeter.sensors import rapl

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_OUT", "DemoConfig", "DemoResult", "main", "run_demo"]
+__all__ = ["DEFAULT_OUT", "DemoConfig", "DemoResult", "footprint_text", "main", "run_demo"]
 
 #: Where the demo writes when no directory is given.
 DEFAULT_OUT = "greenmeter-demo"
@@ -199,6 +199,7 @@ def _train_and_measure(
         model=model_size(module, name=name),
         extra={"demo": True, "val_accuracy": round(acc, 4)},
         include_command=False,
+        tags={"project": "greenmeter-demo", "experiment": "distillation", "model": name},
     )
 
 
@@ -356,7 +357,17 @@ def main(out_dir: str | os.PathLike[str] | None = None, *, quick: bool = False) 
         print(f"greenmeter demo: cannot write the output: {exc}", file=sys.stderr)
         return 1
     print(summary(result))
+    print("\n" + footprint_text(result))
     return 0
+
+
+def footprint_text(result: DemoResult) -> str:
+    """The footprint of the demo's two runs, by model (``greenmeter footprint`` on them)."""
+    from greenmeter.footprint import footprint
+    from greenmeter.render.footprint import render_footprint
+
+    runs = [str(result.files["teacher"]), str(result.files["student"])]
+    return render_footprint(footprint(runs, group_by=["model"], index=None), "table")
 
 
 def _cli(argv: Sequence[str] | None = None) -> int:

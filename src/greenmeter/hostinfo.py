@@ -3,6 +3,10 @@
 Everything here is best effort and never raises: a fact that cannot be found is None.
 Framework versions come from package metadata (``importlib.metadata``); no ML
 framework is ever imported to learn its version.
+
+A run gathers these facts once (:func:`gather`, three ``git`` calls included) on a
+thread that measures nothing, and builds every report of the run inside
+:func:`pinned`, so checkpoints never probe the machine again.
 """
 
 from __future__ import annotations
@@ -14,22 +18,30 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "REDACT_ENV",
+    "Facts",
     "command_line",
     "cuda_version",
+    "gather",
     "git_info",
     "host_facts",
     "package_version",
+    "pinned",
     "redact_command",
     "software_versions",
 ]
 
 _GIT_TIMEOUT_S = 2.0
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "api-key", "api_key", "apikey", "key")
+#: Set to ``0`` to record the command line without redaction.
+REDACT_ENV = "GREENMETER_REDACT_COMMAND"
 
 
 def _read(path: str) -> str | None:
@@ -89,12 +101,71 @@ def _physical_cores() -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What :func:`gather` found, for every report of one run.
+
+    Attributes:
+        host: :func:`host_facts` of the run's host.
+        software: :func:`software_versions`.
+        cwd: The resolved directory ``git`` was asked about ("" when it was not).
+        git: :func:`git_info` of ``cwd`` (None outside a checkout or when not asked).
+    """
+
+    host: dict[str, Any] = field(default_factory=dict)
+    software: dict[str, str | None] = field(default_factory=dict)
+    cwd: str = ""
+    git: dict[str, Any] | None = None
+
+
+_PINNED: ContextVar[Facts | None] = ContextVar("greenmeter_pinned_facts", default=None)
+
+
+def gather(
+    hostname: str | None = None, cwd: str | Path | None = None, *, include_git: bool = True
+) -> Facts:
+    """Host, software and git facts, probed now (git is a few subprocesses)."""
+    where = _resolved(cwd) if include_git else ""  # "": git is probed when asked
+    return Facts(
+        host=_probe_host(hostname),
+        software=_probe_software(),
+        cwd=where,
+        git=_probe_git(where) if include_git else None,
+    )
+
+
+@contextmanager
+def pinned(facts: Facts) -> Iterator[Facts]:
+    """Within the block (this thread), :func:`host_facts`, :func:`software_versions` and
+    :func:`git_info` answer from ``facts`` instead of probing (git only for its ``cwd``,
+    the host facts only for its hostname)."""
+    token = _PINNED.set(facts)
+    try:
+        yield facts
+    finally:
+        _PINNED.reset(token)
+
+
+def _resolved(cwd: str | Path | None) -> str:
+    try:
+        return str((Path(cwd) if cwd is not None else Path.cwd()).resolve())
+    except OSError:
+        return str(cwd or "")
+
+
 def host_facts(hostname: str | None = None) -> dict[str, Any]:
     """Facts about this machine, as keyword arguments for ``HostInfo``.
 
     Keys: ``hostname``, ``os``, ``os_release``, ``kernel``, ``cpu_model``, ``sockets``,
     ``physical_cores``, ``logical_cores``, ``ram_bytes`` (bytes). Unknown facts are None.
     """
+    facts = _PINNED.get()
+    if facts is not None and facts.host and hostname in (None, facts.host.get("hostname")):
+        return dict(facts.host)
+    return _probe_host(hostname)
+
+
+def _probe_host(hostname: str | None) -> dict[str, Any]:
     model, sockets = _cpuinfo()
     if model is None:
         model = platform.processor() or None
@@ -151,7 +222,14 @@ def cuda_version() -> str | None:
 
 def software_versions() -> dict[str, str | None]:
     """Versions of Python, greenmeter and the ML stack, for ``SoftwareInfo``."""
-    from greenmeter import __version__
+    facts = _PINNED.get()
+    if facts is not None and facts.software:
+        return dict(facts.software)
+    return _probe_software()
+
+
+def _probe_software() -> dict[str, str | None]:
+    from greenmeter._version import __version__
 
     return {
         "python": platform.python_version(),
@@ -162,6 +240,7 @@ def software_versions() -> dict[str, str | None]:
         "pytorch_lightning": package_version("pytorch-lightning", "pytorch_lightning"),
         "transformers": package_version("transformers"),
         "nvidia_ml_py": package_version("nvidia-ml-py", "pynvml"),
+        "amdsmi": package_version("amdsmi"),
         "pydantic": package_version("pydantic"),
     }
 
@@ -190,7 +269,17 @@ def git_info(cwd: str | Path | None = None) -> dict[str, Any] | None:
     ``dirty`` is True when tracked files have uncommitted changes (untracked files
     are ignored).
     """
-    where = Path(cwd) if cwd is not None else Path.cwd()
+    facts = _PINNED.get()
+    if facts is not None and facts.cwd and _resolved(cwd) == facts.cwd:
+        return dict(facts.git) if facts.git is not None else None
+    return _probe_git(cwd)
+
+
+def _probe_git(cwd: str | Path | None) -> dict[str, Any] | None:
+    try:
+        where = Path(cwd) if cwd else Path.cwd()
+    except OSError:  # the working directory was removed
+        return None
     commit = _git(["rev-parse", "HEAD"], where)
     if not commit or not re.fullmatch(r"[0-9a-f]{7,64}", commit):
         return None
@@ -203,30 +292,25 @@ def git_info(cwd: str | Path | None = None) -> dict[str, Any] | None:
     }
 
 
-def redact_command(argv: Sequence[str]) -> list[str]:
-    """``argv`` with the values of secret-looking options replaced by ``***``.
+def redact_command(argv: Sequence[str], *, enabled: bool | None = None) -> list[str]:
+    """``argv`` with secrets replaced by ``***`` (rules: :mod:`greenmeter.redact`).
 
-    ``--api-key=abc`` becomes ``--api-key=***``; ``--token abc`` becomes
-    ``--token ***``; option names containing token, secret, password or key count.
+    ``--api-key=abc`` becomes ``--api-key=***``, ``env HF_TOKEN=x`` becomes
+    ``env HF_TOKEN=***``, ``postgres://u:z@h/db`` becomes ``postgres://***@h/db``.
+
+    Args:
+        argv: The command line.
+        enabled: False records ``argv`` as given; None (default) redacts unless the
+            environment variable ``GREENMETER_REDACT_COMMAND`` is ``0``/``false``/``no``/``off``.
     """
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        lowered = arg.lower()
-        is_option = lowered.startswith("-")
-        secret = is_option and any(word in lowered.split("=", 1)[0] for word in _SECRET_WORDS)
-        if secret and "=" in arg:
-            out.append(arg.split("=", 1)[0] + "=***")
-        elif secret:
-            out.append(arg)
-            hide_next = True
-        else:
-            out.append(arg)
-    return out
+    if enabled is None:
+        setting = os.environ.get(REDACT_ENV, "").strip().lower()
+        enabled = setting not in ("0", "false", "no", "off")
+    if not enabled:
+        return [str(a) for a in argv]
+    from greenmeter.redact import redact_argv
+
+    return redact_argv(argv)
 
 
 def command_line(argv: Sequence[str] | None = None) -> list[str]:

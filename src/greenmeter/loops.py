@@ -19,99 +19,46 @@ With ``window_steps=N`` the innermost phase (the epoch when given, else the loop
 gets children ``window-0``, ``window-1``... of N steps each, numbered from 0 in each
 call.
 
-This module imports no ML framework: batch sizes are found by duck typing.
+This module imports no ML framework: batch sizes are found by duck typing
+(:func:`greenmeter.core.batch.batch_size`, re-exported here).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from greenmeter.core.batch import batch_size, count_items
 
 if TYPE_CHECKING:
-    from greenmeter.meter import EnergyMeter, PhaseHandle
+    from greenmeter.core.meter import PhaseHandle
 
 __all__ = ["batch_size", "track"]
 
+
+class Phases(Protocol):
+    """What :func:`track` needs of a meter (an :class:`~greenmeter.EnergyMeter`)."""
+
+    def enter(
+        self,
+        name: str,
+        kind: str | None = None,
+        *,
+        parent: PhaseHandle | tuple[str, ...] | None = None,
+    ) -> PhaseHandle: ...
+
+    def exit(self, handle: PhaseHandle) -> None: ...
+
+
 T = TypeVar("T")
 
-#: How deep :func:`batch_size` walks nested tuples, lists and dicts.
-_MAX_DEPTH = 8
 #: Counted items reach the meter at least this often (seconds), and at every boundary.
 FLUSH_INTERVAL_S = 0.5
 
 
-def _shape_first(obj: Any, depth: int) -> int | None:
-    """First dimension of the first tensor-like (``.shape``) object found in ``obj``."""
-    if depth > _MAX_DEPTH or isinstance(obj, (str, bytes, bytearray)):
-        return None
-    shape = getattr(obj, "shape", None)
-    if shape is not None and not isinstance(obj, type):
-        try:
-            if len(shape) >= 1:
-                first = int(shape[0])
-                return first if first >= 0 else None
-        except (TypeError, ValueError):
-            pass
-        return None  # a scalar tensor: no batch dimension
-    if isinstance(obj, Mapping):
-        values: Iterable[Any] = obj.values()
-    elif isinstance(obj, (tuple, list)):
-        values = obj
-    else:
-        return None
-    for value in values:
-        found = _shape_first(value, depth + 1)
-        if found is not None:
-            return found
-    return None
-
-
-def batch_size(batch: Any) -> int | None:
-    """The number of samples in ``batch``, found by duck typing; None when unknown.
-
-    The first dimension of the first tensor-like object (anything with a non-empty
-    ``.shape``: torch tensors, numpy arrays) found walking tuples, lists and dicts in
-    order; else, for a dict, the ``len()`` of its first sized value; else ``len(batch)``;
-    else None. Strings and bytes count as unknown (their length is not a sample count).
-    """
-    found = _shape_first(batch, 0)
-    if found is not None:
-        return found
-    if isinstance(batch, (str, bytes, bytearray)):
-        return None
-    if isinstance(batch, Mapping):
-        for value in batch.values():
-            if isinstance(value, (str, bytes, bytearray)):
-                continue
-            try:
-                return len(value)
-            except TypeError:
-                continue
-        return None
-    try:
-        return len(batch)
-    except TypeError:
-        return None
-
-
-def _count(fn: Callable[[Any], int], batch: Any, what: str) -> int:
-    value = fn(batch)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        try:
-            as_int = int(value)  # e.g. a 0-d tensor or numpy integer
-        except (TypeError, ValueError):
-            as_int = -1
-        if as_int < 0 or as_int != value:
-            raise ValueError(
-                f"the {what}= function must return a non-negative integer per batch, got {value!r}"
-            )
-        value = as_int
-    return value
-
-
 def track(
-    meter: EnergyMeter,
+    meter: Phases,
     iterable: Iterable[T],
     phase: str,
     kind: str | None = None,
@@ -129,8 +76,9 @@ def track(
         phase: Name of the loop phase, a child of the phase open in this thread.
         kind: Phase kind; default: ``phase`` when it is a known kind (``"train"``,
             ``"validate"``...), else ``"custom"``.
-        samples: ``batch -> int`` giving the samples in a batch; default
-            :func:`batch_size` (duck typed; batches of unknown size add no samples).
+        samples: ``batch -> int`` giving the samples in a batch (the ``batch_size_fn``
+            of :func:`batch_size`); default :func:`batch_size`'s rules (batches of unknown
+            size add no samples).
         tokens: ``batch -> int`` giving the tokens in a batch; default: none counted.
         window_steps: Open a child phase ``window-<k>`` (kind ``window``) every this
             many steps, for a finer time resolution within the loop.
@@ -188,7 +136,7 @@ class _Pending:
 
 
 def _tracked(
-    meter: EnergyMeter,
+    meter: Phases,
     it: Iterator[T],
     phase: str,
     kind: str | None,
@@ -225,9 +173,11 @@ def _tracked(
                 window.set_attr("first_step", step)
                 targets = [*handles, window]
             n_samples = (
-                _count(samples_fn, item, "samples") if samples_fn is not None else batch_size(item)
+                count_items(samples_fn, item, "samples=")
+                if samples_fn is not None
+                else batch_size(item)
             )
-            n_tokens = _count(tokens_fn, item, "tokens") if tokens_fn is not None else None
+            n_tokens = count_items(tokens_fn, item, "tokens=") if tokens_fn is not None else None
             pending.count(n_samples, n_tokens)
             step += 1
             now = time.monotonic()

@@ -24,6 +24,9 @@ Testing hook: when ``GREENMETER_TESTING_TRACES`` names a JSON file
 "repeat": true, "kind": "cpu"}}``, the runner measures those traces
 (:class:`greenmeter.testing.sensors.TraceSensor`) instead of discovering hardware, so the
 whole command line can be tested against exact energies.
+
+Size: about 550 lines, one flow from options to exit code (start, signal forwarding,
+waiting, the final report, the summary) that reads best in one place.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -104,6 +106,9 @@ class RunOptions:
         refresh_s: Seconds between refreshes of the terminal display.
         checkpoint_interval_s: Write an in-progress report this often (None: never).
         run_name: Name recorded in the report.
+        estimate_scope: ``"process"`` or ``"machine"`` for the CPU/RAM estimate on hosts
+            without counters (None: the environment, the config file, else
+            ``"process"``, which covers the command and its children).
         epochs: Expected number of training epochs, for the live projection.
         include_command / include_git: Record the command line / git state.
     """
@@ -122,6 +127,7 @@ class RunOptions:
     refresh_s: float = 1.0
     checkpoint_interval_s: float | None = None
     run_name: str | None = None
+    estimate_scope: str | None = None
     epochs: int | None = None
     include_command: bool = True
     include_git: bool = True
@@ -208,17 +214,21 @@ def _testing_sensors() -> list[Any] | None:
     return sensors
 
 
-def _g_per_j(carbon: Any) -> float | None:
-    """CO2e grams per joule of IT energy (PUE included), for the live display."""
+def _g_per_j(run: Any) -> float | None:
+    """CO2e grams per joule of IT energy (PUE included), for the live display.
+
+    Resolves the run's carbon settings (once per run: the report uses the same result).
+    """
     from datetime import datetime, timedelta, timezone
 
-    from greenmeter.carbon import CarbonError, resolve
+    from greenmeter.carbon import CarbonError
 
     try:
-        acct = resolve(carbon)
+        run.check_carbon()
     except CarbonError as exc:
         raise RunError(f"carbon settings: {exc}") from None
-    except Exception:  # the report states the carbon problem; the display goes without
+    acct = run.accountant()
+    if not acct:  # the report states the carbon problem; the display goes without
         return None
     try:
         now = datetime.now(timezone.utc)
@@ -338,36 +348,16 @@ def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         ) from None
 
 
-def _wait(
-    child: subprocess.Popen[bytes],
-    meter: Any,
-    display: Any,
-    options: RunOptions,
-    report_kwargs: dict[str, Any],
-    err: TextIO,
-) -> int:
-    """Wait for the child, refreshing the display and writing checkpoints."""
-    interval = options.checkpoint_interval_s
-    next_checkpoint = time.monotonic() + interval if interval else float("inf")
-    checkpoint_failed = False
+def _wait(child: subprocess.Popen[bytes], display: Any) -> int:
+    """Wait for the child, refreshing the display (checkpoints are the run's writer's)."""
     try:
         while True:
-            now = time.monotonic()
-            wait_s = min(display.seconds_to_next(now), next_checkpoint - now, 0.5)
+            wait_s = min(display.seconds_to_next(time.monotonic()), 0.5)
             try:
                 return child.wait(timeout=max(0.01, wait_s))
             except subprocess.TimeoutExpired:
                 pass
-            now = time.monotonic()
-            display.tick(now)
-            if interval and now >= next_checkpoint:
-                next_checkpoint = now + interval
-                try:
-                    meter.save(options.output, status="running", **report_kwargs)
-                except Exception as exc:
-                    if not checkpoint_failed:
-                        checkpoint_failed = True
-                        err.write(f"greenmeter: warning: writing a checkpoint failed: {exc}\n")
+            display.tick(time.monotonic())
     except BaseException:
         # greenmeter itself failed while waiting: do not leave the command orphaned
         if child.poll() is None:
@@ -397,33 +387,42 @@ def run(options: RunOptions, *, stderr: TextIO | None = None) -> int:
             f"--powercap-root {options.powercap_root!r} is not a directory; point it at a "
             "powercap tree such as /sys/class/powercap"
         )
-    g_per_j = _g_per_j(options.carbon)
-    sensors = _testing_sensors()
+    from greenmeter.carbon.check import check_configuration, warn_configuration
 
-    meter = EnergyMeter(
-        sensors,
-        powercap_root=options.powercap_root,
-        gpus=options.gpus,
-        gpu=options.gpu,
-        cpu=options.cpu,
-        sample_interval_s=options.interval_s,
-        carbon=options.carbon,
-        run_name=options.run_name,
-    )
-    run_id = uuid.uuid4().hex
+    problems = check_configuration(options.carbon)
+    if any(p.fatal for p in problems):
+        raise RunError("; ".join(p.message for p in problems if p.fatal))
+    warn_configuration(problems=problems, stream=err)
+    sensors = _testing_sensors()
+    try:
+        meter = EnergyMeter(
+            sensors,
+            powercap_root=options.powercap_root,
+            gpus=options.gpus,
+            gpu=options.gpu,
+            cpu=options.cpu,
+            sample_interval_s=options.interval_s,
+            carbon=options.carbon,
+            run_name=options.run_name,
+            report_path=options.output,
+            checkpoint_interval_s=options.checkpoint_interval_s,
+            handle_signals=False,  # the runner forwards signals to the command itself
+            estimate_scope=options.estimate_scope,
+        )
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    g_per_j = _g_per_j(meter.run)
     report_kwargs: dict[str, Any] = {
-        "run_id": run_id,
         "command": command if options.include_command else None,
         "include_command": options.include_command,
         "include_git": options.include_git,
     }
+    meter.report_kwargs.update(report_kwargs)
     forwarder = _Forwarder()
     forwarder.install()
     try:
-        returncode, stats = _measure(
-            meter, command, options, forwarder, report_kwargs, err, g_per_j
-        )
-        return _finish(meter, options, forwarder, returncode, stats, report_kwargs, err)
+        returncode, stats = _measure(meter, command, options, forwarder, err, g_per_j)
+        return _finish(meter, options, forwarder, returncode, stats, err)
     finally:
         forwarder.restore()  # only now: a Ctrl-C while the report is written is ignored
 
@@ -433,7 +432,6 @@ def _measure(
     command: list[str],
     options: RunOptions,
     forwarder: _Forwarder,
-    report_kwargs: dict[str, Any],
     err: TextIO,
     g_per_j: float | None,
 ) -> tuple[int, dict[str, int]]:
@@ -464,8 +462,10 @@ def _measure(
             forwarder.child = child
             for sig in list(forwarder.received):  # arrived while the child was starting
                 forwarder.forward(sig)
-            returncode = _wait(child, meter, display, options, report_kwargs, err)
-        except BaseException:
+            returncode = _wait(child, display)
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt) or forwarder.interrupted
+            meter.report_kwargs.setdefault("status", "interrupted" if interrupted else "failed")
             meter.stop()
             raise
         finally:
@@ -481,7 +481,6 @@ def _finish(
     forwarder: _Forwarder,
     returncode: int,
     stats: dict[str, int],
-    report_kwargs: dict[str, Any],
     err: TextIO,
 ) -> int:
     """Stop the meter, write the report, print the summary; returns the exit code."""
@@ -506,7 +505,6 @@ def _finish(
             f"{stats['channel_invalid']} invalid and {stats['channel_lost']} lost phase "
             "event(s) from the command were not applied",
         )
-    meter.stop()
     code = exit_code_of(returncode)
     extra: dict[str, Any] = {
         **options.extra,
@@ -516,12 +514,14 @@ def _finish(
     }
     if returncode < 0:
         extra["signal"] = _describe_end(returncode).removeprefix("killed by ")
-    try:
-        report = meter.report(status=status, extra=extra, **report_kwargs)
-        report.save(options.output)
-    except Exception as exc:
+    meter.report_kwargs.update(status=status, extra=extra)
+    meter.stop()  # the run writes the final report, after any checkpoint in flight
+    outcome = meter.run.outcome
+    report = outcome.report if outcome is not None else None
+    if report is None or outcome is None or outcome.path != options.output:
+        why = outcome.error if outcome is not None else "the meter did not stop"
         err.write(
-            f"greenmeter: error: could not write the report to {str(options.output)!r}: {exc}\n"
+            f"greenmeter: error: could not write the report to {str(options.output)!r}: {why}\n"
         )
         return code if code != 0 else EXIT_REPORT_FAILED
     if not options.quiet:

@@ -109,13 +109,19 @@ class CarbonConfig:
         live_provider: "electricitymaps" to fetch the zone's recent hourly intensity;
             None (default) never touches the network.
         live_zone: Provider zone (defaults to the location's ISO alpha-2 code).
-        live_base_url: API base URL (default ``https://api.electricitymap.org/v3``).
-        live_token_env: Name of the environment variable holding the API token.
-        live_timeout_s: Request timeout, seconds.
+        live_base_url: API base URL (default ``https://api.electricitymap.org/v3``);
+            ``https://`` only, or ``http://`` to a loopback address (tests). Never read
+            from a config file.
+        live_token_env: Name of the environment variable holding the API token
+            (default ``ELECTRICITYMAPS_TOKEN``). Only from code, never from a config file.
+        live_timeout_s: Deadline for the whole live request, seconds (default 5).
         market_factor_g_per_kwh: Market-based factor (supplier or residual mix),
             reported separately.
-        renewable_share: Contracted renewable share 0..1; market-based figure =
-            location-based x (1 - share), reported separately.
+        renewable_share: Contracted renewable share 0..1, counted at 0 gCO2e/kWh in the
+            market-based figure (reported separately).
+        residual_mix_g_per_kwh: Residual-mix factor, gCO2e/kWh, for the share not covered
+            by contracts (e.g. the AIB European Residual Mix of the country); without it
+            that share is charged at the location-based figure, disclosed in the report.
         embodied: True for sourced defaults per device kind, or
             ``{"gpu": {"kgco2e": 150, "lifetime_h": 52560}}``; reported separately.
         config_file: Read this pyproject.toml / greenmeter.toml instead of searching.
@@ -141,6 +147,7 @@ class CarbonConfig:
     live_timeout_s: float | None = None
     market_factor_g_per_kwh: float | None = None
     renewable_share: float | None = None
+    residual_mix_g_per_kwh: float | None = None
     embodied: bool | Mapping[str, Any] | tuple[EmbodiedItem, ...] | None = None
     config_file: str | os.PathLike[str] | None = None
 
@@ -171,11 +178,10 @@ class CarbonConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise CarbonError(f"{name} must be a non-empty string, got {v!r}")
-        if self.live_base_url is not None and (
-            not isinstance(self.live_base_url, str)
-            or not self.live_base_url.startswith(("http://", "https://"))
-        ):
-            raise CarbonError(f"live_base_url must be an http(s) URL, got {self.live_base_url!r}")
+        if self.live_base_url is not None:
+            from greenmeter.carbon.live import check_base_url
+
+            check_base_url(self.live_base_url)
 
         if self.location is not None:
             from greenmeter.carbon.dataset import lookup
@@ -268,9 +274,19 @@ class CarbonConfig:
         object.__setattr__(self, "market_factor_g_per_kwh", factor)
         object.__setattr__(self, "renewable_share", share)
         object.__setattr__(self, "embodied", _normalize_embodied(self.embodied))
+        self._check_residual_mix()
 
         if self.config_file is not None and not isinstance(self.config_file, (str, os.PathLike)):
             raise CarbonError(f"config_file must be a path, got {self.config_file!r}")
+
+    def _check_residual_mix(self) -> None:
+        value = _optional_number("residual_mix_g_per_kwh", self.residual_mix_g_per_kwh, minimum=0.0)
+        if value is not None and self.market_factor_g_per_kwh is not None:
+            raise CarbonError(
+                "residual_mix_g_per_kwh applies with renewable_share, not with "
+                "market_factor_g_per_kwh (which already is the whole market-based factor)"
+            )
+        object.__setattr__(self, "residual_mix_g_per_kwh", value)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -1,8 +1,11 @@
 """Sourced constants: PUE presets and embodied-emission defaults.
 
 Figures a reader cannot re-derive from the bundled dataset live here, each with its
-source. Where a figure could not be checked against its primary document when this file
-was written, the source string says so.
+source. A PUE preset exists only where a reader can open its source (``url``); cloud
+providers' fleet figures are not presets: give the figure your provider publishes.
+
+Embodied emissions are counted once per host for the server (``"server"``) and once per
+GPU board (``"gpu"``), over the run's wall time.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from dataclasses import dataclass
 from greenmeter.carbon.errors import CarbonError
 
 __all__ = [
+    "EMBODIED_COUNTED_PER",
     "EMBODIED_DEFAULTS",
     "PUE_PRESETS",
     "EmbodiedDefault",
     "PuePreset",
-    "cloud_pue_preset",
     "pue_preset",
 ]
 
@@ -30,6 +33,7 @@ class PuePreset:
     source: str
     low: float | None = None
     high: float | None = None
+    url: str | None = None
 
 
 PUE_PRESETS: dict[str, PuePreset] = {
@@ -38,46 +42,19 @@ PUE_PRESETS: dict[str, PuePreset] = {
         PuePreset(
             "workstation",
             1.0,
-            "No facility overhead counted: a desktop or laptop in an office or home "
-            "(greenmeter's default outside the cloud).",
+            "No facility overhead counted: a desktop or laptop in an office or home.",
         ),
         PuePreset(
             "uptime-2024",
             1.56,
-            "Uptime Institute Global Data Center Survey 2024: industry-average annual "
-            "PUE 1.56 (self-reported by surveyed operators).",
-        ),
-        PuePreset(
-            "gcp",
-            1.10,
-            "Google, 2024 Environmental Report: trailing-twelve-month fleet-wide PUE of "
-            "1.10 for its data centres in 2023 (value not re-verified offline).",
-        ),
-        PuePreset(
-            "aws",
-            1.15,
-            "Amazon, 2023 Amazon Sustainability Report: global AWS data-centre PUE of 1.15 "
-            "for 2023 (value not re-verified offline).",
-        ),
-        PuePreset(
-            "azure",
-            1.18,
-            "Microsoft data-centre sustainability fact sheets: fleet-average PUE of about "
-            "1.18 for FY2022, new designs 1.12 (value not re-verified offline).",
-            low=1.12,
-            high=1.18,
+            "Uptime Institute Global Data Center Survey 2024: average annual PUE 1.56 "
+            "reported by surveyed operators for their largest data centre.",
+            url="https://uptimeinstitute.com/resources/research-and-reports",
         ),
     )
 }
 
 _PRESET_ALIASES = {
-    "google": "gcp",
-    "google-fleet": "gcp",
-    "gcp-fleet": "gcp",
-    "amazon": "aws",
-    "aws-fleet": "aws",
-    "microsoft": "azure",
-    "azure-fleet": "azure",
     "uptime": "uptime-2024",
     "datacenter-average": "uptime-2024",
     "laptop": "workstation",
@@ -93,14 +70,10 @@ def pue_preset(name: str) -> PuePreset:
     if preset is None:
         known = ", ".join(sorted(PUE_PRESETS))
         raise CarbonError(
-            f"unknown PUE preset {name!r}; known presets: {known}. Or give a number >= 1.0."
+            f"unknown PUE preset {name!r}; known presets: {known}. Or give a number >= 1.0, "
+            "e.g. the PUE your provider or data centre publishes, with pue_source."
         )
     return preset
-
-
-def cloud_pue_preset(provider: str) -> PuePreset:
-    """Fleet PUE preset of a cloud provider ("aws", "gcp", "azure")."""
-    return pue_preset(provider)
 
 
 @dataclass(frozen=True)
@@ -119,22 +92,28 @@ class EmbodiedDefault:
 
 
 _SIX_YEARS_H = 6 * 365 * 24.0
+_BLOOM = (
+    "Luccioni, Viguier & Ligozat, 'Estimating the Carbon Footprint of BLOOM, a 176B "
+    "Parameter Language Model', JMLR 24(253), 2023"
+)
+
+#: Embodied kinds and what one device-hour of each is counted per.
+EMBODIED_COUNTED_PER: dict[str, str] = {"server": "host", "gpu": "board"}
 
 EMBODIED_DEFAULTS: dict[str, EmbodiedDefault] = {
     "gpu": EmbodiedDefault(
         "gpu",
         150.0,
         _SIX_YEARS_H,
-        "Luccioni, Viguier & Ligozat, 'Estimating the Carbon Footprint of BLOOM' "
-        "(JMLR 2023): about 150 kgCO2e per data-centre GPU (A100 class), amortised over "
-        "a 6-year lifetime; value not re-verified offline.",
+        f"{_BLOOM}: about 150 kgCO2e per data-centre GPU (A100 class), amortised here over "
+        "6 years; charged once per GPU board.",
     ),
-    "cpu": EmbodiedDefault(
-        "cpu",
+    "server": EmbodiedDefault(
+        "server",
         2500.0,
         _SIX_YEARS_H,
-        "Same study: about 2500 kgCO2e for the rest of a GPU server (HPE Apollo 6500 "
-        "Gen10 Plus LCA, GPUs excluded), 6-year lifetime, charged per 'cpu' device-hour: "
-        "count one 'cpu' hour per host-hour; value not re-verified offline.",
+        f"{_BLOOM}: about 2500 kgCO2e for a GPU server without its GPUs (HPE Apollo 6500 "
+        "Gen10 Plus), amortised here over 6 years; charged once per host, however many "
+        "CPU sockets it has.",
     ),
 }

@@ -27,6 +27,7 @@ __all__ = [
     "lookup",
     "lookup_cloud",
     "normalize",
+    "parent_of",
     "world",
 ]
 
@@ -55,7 +56,11 @@ class GridRecord:
         source: Source id; ``source_title``/``source_url`` expand it.
         licence: Licence of the figure.
         basis: "lifecycle", "direct_combustion" or "unknown".
-        low_g_per_kwh / high_g_per_kwh: Range where the dataset carries one.
+        gas: "CO2e" (CO2, CH4, N2O) or "CO2" (CO2 only), as the source counts.
+        scope3_g_per_kwh: The source's separate scope 3 factor, where it gives one
+            (never added to ``g_per_kwh``).
+        parent: Key of the country an area belongs to ("USA" for "US-CA").
+        note: What the source's figure counts, in one or two sentences.
     """
 
     key: str
@@ -69,8 +74,10 @@ class GridRecord:
     source_url: str
     licence: str
     basis: str
-    low_g_per_kwh: float | None = None
-    high_g_per_kwh: float | None = None
+    gas: str = "CO2e"
+    scope3_g_per_kwh: float | None = None
+    parent: str | None = None
+    note: str = ""
 
     def describe_source(self) -> str:
         """One line naming the source, its year and URL."""
@@ -80,12 +87,17 @@ class GridRecord:
 
 @dataclass(frozen=True)
 class CloudRegion:
-    """A cloud region, the grid it draws from, and the provider's own figure if any."""
+    """A cloud region, the grid it draws from, and the provider's own figure if any.
+
+    ``grid`` is None where the bundled data knows the provider's figure but not the
+    site (then only the provider's figure, or an explicit location, can be used).
+    """
 
     key: str
     city: str
-    grid: GridRecord
+    grid: GridRecord | None
     provider_figure: GridRecord | None
+    location_source: str = ""
 
 
 @lru_cache(maxsize=1)
@@ -93,7 +105,7 @@ def dataset() -> dict[str, Any]:
     """The parsed dataset (read once, cached)."""
     text = resources.files("greenmeter.carbon").joinpath("data", _FILE).read_text("utf-8")
     data = json.loads(text)
-    if data.get("format") != 1:
+    if data.get("format") != 2:
         raise CarbonError(f"unsupported carbon dataset format {data.get('format')!r}")
     return data
 
@@ -120,15 +132,17 @@ def _record(key: str, raw: dict[str, Any]) -> GridRecord:
         source=raw["source"],
         source_title=src.get("title", raw["source"]),
         source_url=src.get("url", ""),
-        licence=raw.get("licence", src.get("licence", "unknown")),
+        licence=raw.get("licence", src.get("licence_short", "unknown")),
         basis=raw.get("basis", "unknown"),
-        low_g_per_kwh=raw.get("low_g_per_kwh"),
-        high_g_per_kwh=raw.get("high_g_per_kwh"),
+        gas=raw.get("gas", "CO2e"),
+        scope3_g_per_kwh=raw.get("scope3_g_per_kwh"),
+        parent=raw.get("parent"),
+        note=src.get("note", ""),
     )
 
 
 def world() -> GridRecord:
-    """The bundled world average (generation-weighted mean of the country figures)."""
+    """The bundled world figure (Ember's own World row, with its own year)."""
     return _record("WORLD", dataset()["world"])
 
 
@@ -157,9 +171,10 @@ def lookup(location: str) -> GridRecord:
         return world()
     key = data["aliases"].get(norm)
     if key is None:
-        names = list(data["aliases"])
-        suggestions = close_matches(norm, names)
-        shown = sorted({_display(data, data["aliases"][s]) for s in suggestions})
+        from greenmeter.carbon.suggest import rank_locations
+
+        ranked = rank_locations(norm, data["aliases"], data["locations"])
+        shown = [_display(data, key) for key in ranked]
         hint = f" Did you mean: {', '.join(shown)}?" if shown else ""
         raise CarbonError(
             f"unknown location {location!r}.{hint} Use an ISO 3166 code or name ('FR', "
@@ -203,12 +218,21 @@ def lookup_cloud(cloud: str) -> CloudRegion:
             f"unknown cloud region {cloud!r}.{hint} If the region is new, give "
             "location= for its grid (e.g. location='US-VA')."
         )
-    grid_key = item["location"]
-    grid = _record(grid_key, data["locations"][grid_key])
+    grid_key = item.get("location")
+    grid = _record(grid_key, data["locations"][grid_key]) if grid_key else None
     prov = item.get("provider")
     return CloudRegion(
         key=key,
-        city=item.get("city", ""),
+        city=item.get("site", ""),
         grid=grid,
         provider_figure=_record(key, prov) if prov else None,
+        location_source=item.get("location_source", ""),
     )
+
+
+def parent_of(rec: GridRecord) -> GridRecord | None:
+    """The country record an area belongs to (None for a country or when not bundled)."""
+    if not rec.parent:
+        return None
+    raw = dataset()["locations"].get(rec.parent)
+    return _record(rec.parent, raw) if raw else None

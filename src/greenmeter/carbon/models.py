@@ -18,6 +18,7 @@ __all__ = [
     "Co2eBreakdown",
     "EmbodiedDeviceInfo",
     "EmbodiedInfo",
+    "Gas",
     "IntensityInfo",
     "MarketInfo",
     "PueInfo",
@@ -33,6 +34,9 @@ ResolvedFrom = Literal["explicit", "location", "cloud", "env", "config_file", "d
 #: emissions only (EPA eGRID output rates, most utility disclosures). ``user``: a figure
 #: the user supplied, basis unknown to greenmeter. ``unknown``: the source does not say.
 IntensityBasis = Literal["lifecycle", "direct_combustion", "user", "unknown"]
+
+#: Which gases a figure counts: ``CO2e`` (CO2, CH4, N2O as CO2-equivalent) or ``CO2`` only.
+Gas = Literal["CO2e", "CO2"]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -50,14 +54,25 @@ class _Model(BaseModel):
 class IntensityInfo(_Model):
     """The grid carbon intensity applied to facility energy (location-based)."""
 
-    value_g_per_kwh: float = Field(ge=0, description="Static intensity used, gCO2e/kWh.")
+    value_g_per_kwh: float = Field(ge=0, description="Static intensity used, g per kWh of `gas`.")
     low_g_per_kwh: float | None = Field(default=None, ge=0)
     high_g_per_kwh: float | None = Field(default=None, ge=0)
+    range_note: str | None = Field(
+        default=None, description="What low/high are (only set where a range was given)."
+    )
     unit: Literal["gCO2e/kWh", "gCO2/kWh"] = "gCO2e/kWh"
+    gas: Gas = Field(default="CO2e", description="Gases the figure counts.")
     basis: IntensityBasis = "unknown"
     year: int | None = Field(default=None, ge=1900, le=2200)
     source: str
+    source_id: str | None = Field(
+        default=None, description="Bundled source id, e.g. 'ember-yearly'."
+    )
+    source_url: str | None = None
     licence: str | None = None
+    scope3_g_per_kwh: float | None = Field(
+        default=None, ge=0, description="The source's separate scope 3 factor; not included."
+    )
     location: str | None = Field(default=None, description="Dataset key, e.g. 'FRA', 'US-CA'.")
     location_name: str | None = None
     cloud_region: str | None = Field(default=None, description="e.g. 'gcp:europe-west1'.")
@@ -78,6 +93,7 @@ class PueInfo(_Model):
     high: float | None = Field(default=None, ge=1.0)
     preset: str | None = None
     source: str
+    source_url: str | None = None
     resolved_from: ResolvedFrom
 
 
@@ -96,6 +112,12 @@ class TimeSeriesInfo(_Model):
         description="Energy outside the series: nearest point's value, or the static value.",
     )
     source: str
+    basis: IntensityBasis = Field(
+        default="unknown", description="Basis of the series' own figures, where it says."
+    )
+    covers_run: bool | None = Field(
+        default=None, description="Whether the series spans all energy it was applied to."
+    )
 
 
 class MarketInfo(_Model):
@@ -104,6 +126,15 @@ class MarketInfo(_Model):
     method: Literal["factor", "renewable_share"]
     factor_g_per_kwh: float | None = Field(default=None, ge=0)
     renewable_share: float | None = Field(default=None, ge=0, le=1)
+    uncovered_factor_g_per_kwh: float | None = Field(
+        default=None, ge=0, description="Factor applied to the share not covered by contracts."
+    )
+    uncovered_basis: Literal["residual_mix", "location_average"] | None = Field(
+        default=None,
+        description="residual_mix where a residual-mix factor was given; location_average "
+        "when none was, which the GHG Protocol Scope 2 Guidance does not prefer (disclosed).",
+    )
+    disclosure: str | None = None
     note: str
 
 
@@ -114,6 +145,9 @@ class EmbodiedDeviceInfo(_Model):
     manufacturing_kgco2e: float = Field(ge=0)
     lifetime_h: float = Field(gt=0)
     per_device_hour_g: float = Field(ge=0)
+    counted_per: Literal["host", "board", "device"] = Field(
+        default="device", description="host: once per machine; board: once per GPU board."
+    )
     source: str
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -38,7 +39,14 @@ from typing import Any
 
 from greenmeter.carbon.errors import CarbonError
 
-__all__ = ["MAX_SERIES_BYTES", "MAX_SERIES_POINTS", "IntensitySeries", "load_series", "parse"]
+__all__ = [
+    "MAX_SERIES_BYTES",
+    "MAX_SERIES_POINTS",
+    "IntensitySeries",
+    "describe",
+    "load_series",
+    "parse",
+]
 
 #: Largest series file accepted (bytes): a year of 5-minute data fits easily.
 MAX_SERIES_BYTES = 16 * 1024 * 1024
@@ -75,6 +83,8 @@ class IntensitySeries:
         ends_s: Bucket ends (next start; last one = last start + step_s).
         step_s: Median spacing, seconds.
         origin: Where the points came from (file path or provider).
+        basis: "lifecycle", "direct_combustion" or "unknown", as the series states it.
+        zone: The zone the series names itself (Electricity Maps), else None.
     """
 
     times_s: tuple[float, ...]
@@ -82,6 +92,8 @@ class IntensitySeries:
     ends_s: tuple[float, ...]
     step_s: float
     origin: str
+    basis: str = "unknown"
+    zone: str | None = None
 
     @property
     def start_s(self) -> float:
@@ -308,7 +320,8 @@ def parse(text: str, *, origin: str, fmt: str | None = None) -> IntensitySeries:
             raise CarbonError(f"{origin}: not readable as CSV ({exc})") from None
     else:
         raise CarbonError(f"unknown series format {fmt!r}; use 'csv' or 'json'")
-    return _validate(points, origin)
+    basis, zone = describe(text)
+    return dataclasses.replace(_validate(points, origin), basis=basis, zone=zone)
 
 
 def load_series(path: str | os.PathLike[str]) -> IntensitySeries:
@@ -335,3 +348,42 @@ def load_series(path: str | os.PathLike[str]) -> IntensitySeries:
     suffix = p.suffix.lower()
     fmt = "json" if suffix == ".json" else "csv" if suffix in (".csv", ".txt") else None
     return parse(text, origin=str(p), fmt=fmt)
+
+
+def describe(text: str) -> tuple[str, str | None]:
+    """The basis and zone a series states about itself: ``(basis, zone)``.
+
+    Electricity Maps CSV exports name the basis in the intensity column ("(LCA)" is
+    lifecycle, "(direct)" direct combustion; the LCA column is the one used when both are
+    there) and carry a "Zone id" column; its API responses carry ``emissionFactorType``
+    and ``zone``. Anything else is ``("unknown", None)``.
+    """
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped[:1] in ("[", "{"):
+        try:
+            data = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return "unknown", None
+        zone = data.get("zone") if isinstance(data, dict) else None
+        items = data.get("history") or data.get("data") if isinstance(data, dict) else data
+        first = items[0] if isinstance(items, list) and items else {}
+        if not isinstance(first, dict):
+            return "unknown", zone if isinstance(zone, str) else None
+        kind = str(first.get("emissionFactorType", "")).lower()
+        zone = zone or first.get("zone")
+        basis = {"lifecycle": "lifecycle", "direct": "direct_combustion"}.get(kind, "unknown")
+        return basis, zone if isinstance(zone, str) else None
+    header = next(
+        (line for line in stripped.splitlines() if line.strip() and not line.startswith("#")), ""
+    ).lower()
+    zone = None
+    if "zone id" in header:
+        rows = list(csv.reader(io.StringIO(stripped)))
+        cols = [c.strip().lower() for c in rows[0]] if rows else []
+        if len(rows) > 1 and "zone id" in cols and len(rows[1]) > cols.index("zone id"):
+            zone = rows[1][cols.index("zone id")].strip() or None
+    if "(lca)" in header:
+        return "lifecycle", zone
+    if "(direct)" in header:
+        return "direct_combustion", zone
+    return "unknown", zone

@@ -17,38 +17,65 @@ Environment variables (all optional):
 ``GREENMETER_ELECTRICITYMAPS_URL``   API base URL
 ``GREENMETER_MARKET_FACTOR_G_PER_KWH`` market-based factor, gCO2e/kWh
 ``GREENMETER_RENEWABLE_SHARE``       contracted renewable share, 0..1
+``GREENMETER_RESIDUAL_MIX_G_PER_KWH`` residual-mix factor for the uncovered share
 ``GREENMETER_EMBODIED``              ``1``/``true`` for embodied defaults
 ``GREENMETER_CONFIG``                config file to read instead of searching
 ``ELECTRICITYMAPS_TOKEN``            API token (name configurable: live_token_env)
 ==================================== ==============================================
 
-Config files: the nearest ``greenmeter.toml`` (keys at top level or under
-``[carbon]``) or ``pyproject.toml`` with ``[tool.greenmeter.carbon]`` (or carbon keys
-directly under ``[tool.greenmeter]``), searched from the working directory upward to
-the project root (the first folder holding a ``pyproject.toml`` or ``.git``). Keys are
-:class:`~greenmeter.carbon.CarbonConfig` field names.
+Config files are read by :mod:`greenmeter.carbon.config_files` (its names are
+re-exported here); which files may be read at all is decided by
+:mod:`greenmeter.carbon.trust`. Any other ``GREENMETER_*`` variable that greenmeter does
+not know (:data:`OTHER_ENV_VARS`) is a problem, with a did-you-mean.
+
+Every problem found is a :class:`~greenmeter.carbon.problems.ConfigProblem`;
+:func:`read_env` returns them all, :func:`from_env` raises the fatal ones together as one
+:class:`~greenmeter.carbon.CarbonError`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from greenmeter.carbon.config import CarbonConfig
+from greenmeter.carbon.config_files import (
+    FILE_REFUSED,
+    MAX_CONFIG_BYTES,
+    OTHER_FILE_KEYS,
+    from_file,
+    load_config_layers,
+    locate_config_files,
+    read_file,
+    read_toml,
+)
 from greenmeter.carbon.errors import CarbonError
+from greenmeter.carbon.problems import ConfigProblem, raise_fatal, validate_values
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+__all__ = [
+    "ENV_VARS",
+    "FILE_REFUSED",
+    "MAX_CONFIG_BYTES",
+    "MEASUREMENT_KEYS",
+    "OTHER_ENV_VARS",
+    "OTHER_FILE_KEYS",
+    "ConfigProblem",
+    "env_name_problems",
+    "from_env",
+    "from_file",
+    "load_config_layers",
+    "locate_config_files",
+    "read_env",
+    "read_file",
+    "setting",
+]
 
-__all__ = ["ENV_VARS", "find_config_file", "from_env", "from_file"]
-
-MAX_CONFIG_BYTES = 1024 * 1024
+#: Keys of a config file that configure the measurement, not carbon: at the top level of
+#: ``greenmeter.toml`` or under ``[tool.greenmeter]`` of ``pyproject.toml``.
+MEASUREMENT_KEYS = OTHER_FILE_KEYS
 
 
 def _float(text: str) -> float:
@@ -95,9 +122,70 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GREENMETER_ELECTRICITYMAPS_URL": ("live_base_url", _str),
     "GREENMETER_MARKET_FACTOR_G_PER_KWH": ("market_factor_g_per_kwh", _float),
     "GREENMETER_RENEWABLE_SHARE": ("renewable_share", _float),
+    "GREENMETER_RESIDUAL_MIX_G_PER_KWH": ("residual_mix_g_per_kwh", _float),
     "GREENMETER_EMBODIED": ("embodied", _bool),
     "GREENMETER_CONFIG": ("config_file", _str),
 }
+
+
+#: Other ``GREENMETER_*`` variables greenmeter reads (any not listed here or in
+#: :data:`ENV_VARS` is reported as unknown, with a did-you-mean).
+OTHER_ENV_VARS: frozenset[str] = frozenset(
+    {
+        "GREENMETER_POWERCAP_ROOT",
+        "GREENMETER_TAGS",
+        "GREENMETER_ESTIMATE_SCOPE",
+        "GREENMETER_FAKE_AMDSMI_CONFIG",
+        "GREENMETER_REDACT_COMMAND",
+        "GREENMETER_CHANNEL",
+        "GREENMETER_TESTING_TRACES",
+        "GREENMETER_FAKE_NVML_CONFIG",
+        "GREENMETER_CACHE_DIR",
+        "GREENMETER_CODECARBON_SITE",
+        "GREENMETER_PEERS_PYTHON",
+        "GREENMETER_BENCH_PEERS",
+    }
+)
+
+# -- environment -----------------------------------------------------------------------
+
+
+def read_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem]]:
+    """Carbon settings in environment variables: (field -> value, field -> variable, problems).
+
+    Values with problems are left out of the first mapping.
+    """
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    for var, (field, parse) in ENV_VARS.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except CarbonError as exc:
+            problems.append(
+                ConfigProblem(
+                    "config.invalid_value",
+                    f"environment variable {var}={raw!r} {exc}",
+                    f"environment variable {var}",
+                    setting=field,
+                )
+            )
+            continue
+        names[field] = var
+
+    def describe(field: str | None) -> tuple[str, str]:
+        if field is None:
+            listed = ", ".join(f"{v}={env[v]!r}" for v in names.values())
+            return f"environment ({listed})", "environment"
+        var = names[field]
+        return f"environment variable {var}={env[var]!r}", f"environment variable {var}"
+
+    problems += validate_values(values, describe)
+    bad = {p.setting for p in problems}
+    return {k: v for k, v in values.items() if k not in bad}, names, problems
 
 
 def from_env(env: Mapping[str, str]) -> tuple[CarbonConfig, dict[str, str]]:
@@ -106,103 +194,61 @@ def from_env(env: Mapping[str, str]) -> tuple[CarbonConfig, dict[str, str]]:
     Raises:
         CarbonError: a variable holds an invalid value (the message names it).
     """
-    values: dict[str, Any] = {}
-    names: dict[str, str] = {}
-    for var, (field, parse) in ENV_VARS.items():
-        raw = env.get(var)
-        if raw is None or raw.strip() == "":
+    values, names, problems = read_env(env)
+    raise_fatal(problems)
+    return CarbonConfig(**values), names
+
+
+def env_name_problems(env: Mapping[str, str]) -> list[ConfigProblem]:
+    """``GREENMETER_*`` variables greenmeter does not know (a typo, most often)."""
+    known = sorted(set(ENV_VARS) | OTHER_ENV_VARS)
+    problems = []
+    for name in sorted(env):
+        if not name.startswith("GREENMETER_") or name in known:
             continue
-        try:
-            values[field] = parse(raw)
-        except CarbonError as exc:
-            raise CarbonError(f"environment variable {var}={raw!r} {exc}") from None
-        names[field] = var
-    try:
-        return CarbonConfig(**values), names
-    except CarbonError as exc:
-        listed = ", ".join(f"{v}={env[v]!r}" for v in names.values())
-        raise CarbonError(f"{exc} (from environment: {listed})") from None
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(
+            ConfigProblem(
+                "config.unknown_env",
+                f"unknown environment variable {name}{hint}; greenmeter does not read it "
+                "(its variables are listed in the configuration reference): rename or "
+                "unset it",
+                f"environment variable {name}",
+                setting=name,
+            )
+        )
+    return problems
 
 
-def _is_root(folder: Path) -> bool:
-    return (folder / "pyproject.toml").is_file() or (folder / ".git").exists()
+def setting(
+    key: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Any, str] | None:
+    """A measurement setting (:data:`MEASUREMENT_KEYS`) from the config files, and where.
 
-
-def find_config_file(cwd: Path) -> Path | None:
-    """Nearest greenmeter.toml or pyproject.toml with a [tool.greenmeter] table."""
-    folder = cwd.resolve()
-    for candidate_dir in (folder, *folder.parents):
-        own = candidate_dir / "greenmeter.toml"
-        if own.is_file():
-            return own
-        pyproject = candidate_dir / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                data = _read_toml(pyproject)
-            except CarbonError:
-                return pyproject  # report its error when read
-            if isinstance(data.get("tool", {}).get("greenmeter"), dict):
-                return pyproject
-        if _is_root(candidate_dir):
-            return None
-    return None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise CarbonError(f"config file {str(path)!r} is larger than 1 MB")
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise CarbonError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CarbonError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise CarbonError(f"config file {str(path)!r} is not UTF-8 text, as TOML must be") from None
-    except RecursionError:
-        raise CarbonError(
-            f"config file {str(path)!r} is nested too deeply to be a config"
-        ) from None
-
-
-def from_file(path: Path) -> tuple[CarbonConfig, str]:
-    """Settings in a config file, and a label naming the table they came from.
+    The files are those :func:`locate_config_files` trusts (``$GREENMETER_CONFIG`` alone
+    when set), first that sets ``key`` wins; the key is read at the top level of
+    ``greenmeter.toml`` or under ``[tool.greenmeter]`` of ``pyproject.toml``. None when
+    unset.
 
     Raises:
-        CarbonError: unreadable file, invalid TOML, unknown key or invalid value.
+        CarbonError: a file cannot be read or is not valid TOML.
     """
-    data = _read_toml(path)
-    known = set(CarbonConfig.field_names())
-    if path.name == "pyproject.toml":
-        tool = data.get("tool", {}).get("greenmeter", {})
-        if not isinstance(tool, dict):
-            raise CarbonError(f"{path}: [tool.greenmeter] must be a table")
-        if isinstance(tool.get("carbon"), dict):
-            table, label, strict = tool["carbon"], f"{path} [tool.greenmeter.carbon]", True
-        else:
-            table, label, strict = tool, f"{path} [tool.greenmeter]", False
-    else:
-        if isinstance(data.get("carbon"), dict):
-            table, label, strict = data["carbon"], f"{path} [carbon]", True
-        else:
-            table, label, strict = data, str(path), False
-    if strict:
-        unknown = sorted(set(table) - known)
-        if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise CarbonError(f"{label}: unknown carbon setting(s) {', '.join(hints)}")
-    values = {k: v for k, v in table.items() if k in known and k != "config_file"}
-    for key in ("intensity_series",):
-        if isinstance(values.get(key), str) and not os.path.isabs(values[key]):
-            values[key] = str((path.parent / values[key]).resolve())
+    environ = os.environ if env is None else env
+    given = environ.get("GREENMETER_CONFIG", "").strip() or None
     try:
-        return CarbonConfig(**values), label
-    except CarbonError as exc:
-        raise CarbonError(f"{label}: {exc}") from None
-    except TypeError as exc:  # pragma: no cover - guarded by the key filter
-        raise CarbonError(f"{label}: {exc}") from None
+        files, _problems = locate_config_files(given, cwd=cwd, env=environ)
+    except FileNotFoundError:  # the working directory was removed: no config file
+        return None
+    for candidate in files:
+        path = candidate.path
+        data = read_toml(path)
+        if path.name == "pyproject.toml":
+            tool = data.get("tool", {})
+            table = tool.get("greenmeter", {}) if isinstance(tool, dict) else {}
+            label = f"{path} [tool.greenmeter]"
+        else:
+            table, label = data, str(path)
+        if isinstance(table, dict) and key in table:
+            return table[key], label
+    return None

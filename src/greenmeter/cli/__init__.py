@@ -7,6 +7,7 @@ Subcommands::
     greenmeter compare A.json B.json ...   side-by-side comparison
     greenmeter merge A.json B.json -o M    merge per-node or per-rank reports
     greenmeter validate FILE...            check report files against the schema
+    greenmeter footprint PATH... [--by T]  every run of a project, grouped and summed
     greenmeter schema                      print the report's JSON Schema
     greenmeter doctor [--json]             which sensors this host has, and fixes
     greenmeter demo [--out DIR] [--quick]  a self-contained example run
@@ -42,6 +43,7 @@ from greenmeter.cli.common import (
     positive_float,
     positive_int,
 )
+from greenmeter.cli.footprint import add_footprint_parser
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -86,8 +88,8 @@ class _Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, message) from exc
 
 
-def _carbon_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("carbon")
+def _carbon_options(p: argparse.ArgumentParser, title: str = "carbon") -> None:
+    g = p.add_argument_group(title)
     g.add_argument(
         "--location",
         metavar="WHERE",
@@ -103,12 +105,20 @@ def _carbon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pue",
         metavar="PUE",
-        help="power usage effectiveness (>= 1.0) or a preset: workstation, uptime-2024, "
-        "gcp, aws, azure",
+        help="power usage effectiveness (>= 1.0), e.g. the facility's published PUE, or a "
+        "preset: workstation, uptime-2024",
     )
     g.add_argument(
-        "--cloud", metavar="REGION", help="cloud region, e.g. aws:us-east-1, gcp:europe-west1"
+        "--cloud-region",
+        "--cloud",
+        dest="cloud",
+        metavar="REGION",
+        help="cloud region, e.g. aws:us-east-1, gcp:europe-west1 (Google regions use "
+        "Google's own published figure)",
     )
+
+
+_REDERIVE = "re-derive carbon (energy unchanged; the change is noted in the report)"
 
 
 def _hardware_options(p: argparse.ArgumentParser) -> None:
@@ -224,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also plot power over time to IMAGE: .svg built in; .png, .pdf, .jpg and every "
         "other format matplotlib writes with the plot extra",
     )
+    _carbon_options(rep, _REDERIVE)
 
     cmp_ = sub.add_parser(
         "compare",
@@ -240,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default md; markdown is md)",
     )
     cmp_.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _carbon_options(cmp_, _REDERIVE)
 
     mrg = sub.add_parser(
         "merge",
@@ -257,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     val.add_argument("files", nargs="+", metavar="FILE", help="report JSON files")
     val.add_argument("-q", "--quiet", action="store_true", help="print only the problems")
+
+    add_footprint_parser(sub)
 
     sch = sub.add_parser(
         "schema",

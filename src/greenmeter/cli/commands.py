@@ -2,6 +2,7 @@
 
 The work itself lives elsewhere: :mod:`greenmeter.runner` (run), :mod:`greenmeter.report`
 (merge, validate, schema), :mod:`greenmeter.render` (report, compare, plots),
+:mod:`greenmeter.cli.footprint` (footprint),
 :mod:`greenmeter.demo` and :mod:`greenmeter.cli.doctor`.
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "cmd_compare",
     "cmd_demo",
     "cmd_doctor",
+    "cmd_footprint",
     "cmd_merge",
     "cmd_report",
     "cmd_run",
@@ -106,6 +108,30 @@ def _load(paths: list[str]) -> list[Any]:
     return reports
 
 
+def _rederived(reports: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The reports with carbon re-derived when carbon options were given."""
+    config = carbon_config(args)
+    if config is None:
+        return reports
+    from greenmeter.carbon import CarbonError
+    from greenmeter.carbon.rederive import rederive
+
+    given = " ".join(
+        f"--{flag} {value}"
+        for flag, value in (
+            ("location", args.location),
+            ("cloud-region", args.cloud),
+            ("pue", args.pue),
+            ("intensity", args.intensity),
+        )
+        if value is not None
+    )
+    try:
+        return [rederive(r, config, note=f"greenmeter {args.subcommand} {given}") for r in reports]
+    except CarbonError as exc:
+        raise CliError(f"carbon settings: {exc}") from None
+
+
 def _emit(text: str, output: str | None) -> None:
     if not text.endswith("\n"):
         text += "\n"
@@ -171,7 +197,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             _function(render, "check_plot_path", "--plot")(args.plot)
         except ValueError as exc:
             raise CliError(f"--plot: {exc}") from None
-    reports = _load(args.files)
+    reports = _rederived(_load(args.files), args)
     subject: Any = reports[0] if len(reports) == 1 else reports
     try:
         text = _function(render, "render", "greenmeter report")(subject, args.format)
@@ -196,7 +222,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(args.files) < 2:
         raise CliError("compare needs at least two report files")
     render = _optional_module("greenmeter.render", "greenmeter compare")
-    reports = _load(args.files)
+    reports = _rederived(_load(args.files), args)
     try:
         text = _function(render, "compare", "greenmeter compare")(reports, args.format)
     except ValueError as exc:
@@ -240,6 +266,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if bad:
         sys.stderr.write(f"greenmeter validate: {bad} of {len(args.files)} file(s) invalid\n")
     return 1 if bad else 0
+
+
+def cmd_footprint(args: argparse.Namespace) -> int:
+    """``greenmeter footprint``: see :mod:`greenmeter.cli.footprint`."""
+    from greenmeter.cli.footprint import cmd_footprint as run_footprint
+
+    return run_footprint(args)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

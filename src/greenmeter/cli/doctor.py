@@ -50,8 +50,10 @@ def diagnose(
     """Probe the host and resolve carbon settings; returns plain JSON-able data.
 
     Keys: ``greenmeter_version``, ``host``, ``components`` (id, kind, scope, method,
-    sensor, label, detail), ``unavailable`` (sensor, kind, reason, fix), ``carbon``
-    (the resolved settings, or None with ``carbon_error``) and ``carbon_warnings``.
+    sensor, label, detail), ``unavailable`` (sensor, kind, reason, fix), ``settings``
+    (each carbon setting given anywhere: setting, value, source, used),
+    ``config_problems`` (code, message, source, setting, fatal), ``carbon`` (the
+    resolved settings, or None with ``carbon_error``) and ``carbon_warnings``.
     """
     from greenmeter.sensors.discover import discover
 
@@ -87,9 +89,17 @@ def diagnose(
         "host": socket.gethostname(),
         "components": components,
         "unavailable": unavailable,
+        "settings": [],
+        "config_problems": [],
         "carbon": None,
         "carbon_warnings": [],
     }
+    from dataclasses import asdict
+
+    from greenmeter.carbon.check import check_configuration, setting_sources
+
+    out["settings"] = [_jsonable(asdict(s)) for s in setting_sources(carbon)]
+    out["config_problems"] = [asdict(p) for p in check_configuration(carbon)]
     try:
         from greenmeter.carbon import resolve
 
@@ -104,6 +114,61 @@ def diagnose(
     return out
 
 
+def _gpu_lines(c: dict[str, Any]) -> list[str]:
+    """What a GPU component reads, where the board is, and why it is shared, if it is."""
+    d = c["detail"]
+    reading = [str(d.get("power_source", "unknown reading"))]
+    if d.get("read_cost_ms"):
+        reading.append(f"one read {d['read_cost_ms']} ms")
+    if d.get("counter_step_s"):
+        reading.append(f"counter step {float(d['counter_step_s']) * 1e3:.3g} ms")
+    labels = (("pci_bus_id", "PCI"), ("rocr_uuid", "ROCm id"), ("driver_version", "driver"))
+    board = [f"{label} {d[key]}" for key, label in labels if d.get(key)]
+    if d.get("power_limit_w"):
+        board.append(f"power cap {d['power_limit_w']} W")
+    lines = [f"      reading: {', '.join(reading)}"]
+    if board:
+        lines.append(f"      board: {', '.join(board)}")
+    why = []
+    if d.get("mig") == "true":
+        why.append("MIG is on (the parent board is measured)")
+    partitions = d.get("partitions", "1")
+    if partitions.isdigit() and int(partitions) > 1:
+        mode = f" {d['compute_partition']}" if d.get("compute_partition") else ""
+        why.append(
+            f"split into {partitions}{mode} partitions, this process uses "
+            f"{d.get('visible_partitions') or 'none'} (the whole board is measured once)"
+        )
+    other = d.get("other_processes", "0")
+    if other.isdigit() and int(other) > 0:
+        why.append(f"{other} other process(es) on it")
+    if why:
+        lines.append(f"      shared: {'; '.join(why)}")
+    return lines
+
+
+def _jsonable(item: dict[str, Any]) -> dict[str, Any]:
+    value = item.get("value")
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        item["value"] = repr(value)
+    return item
+
+
+def _configuration_lines(diag: dict[str, Any]) -> list[str]:
+    settings = diag.get("settings", [])
+    problems = diag.get("config_problems", [])
+    if not settings and not problems:
+        return ["", "Configuration: nothing set (defaults)"]
+    lines = ["", "Configuration:"]
+    for s in settings:
+        note = "" if s["used"] else "  (overridden by the source above)"
+        lines.append(f"  {s['setting']} = {s['value']!r}  from {s['source']}{note}")
+    for p in problems:
+        kind = "error" if p["fatal"] else "note"
+        lines.append(f"  {kind}: {p['message']}")
+    return lines
+
+
 def format_diagnosis(diag: dict[str, Any]) -> str:
     """The human-readable text of :func:`diagnose`'s result."""
     lines = [f"greenmeter {diag['greenmeter_version']} on {diag['host']}", ""]
@@ -116,11 +181,14 @@ def format_diagnosis(diag: dict[str, Any]) -> str:
             for key in ("model", "constants", "source"):
                 if c["detail"].get(key):
                     lines.append(f"      {key}: {c['detail'][key]}")
+        if c["kind"] == "gpu":
+            lines += _gpu_lines(c)
     if diag["unavailable"]:
         lines += ["", "Not available:"]
         for u in diag["unavailable"]:
             lines.append(f"  {u['sensor']} ({u['kind']}): {u['reason']}")
             lines.append(f"      fix: {u['fix']}" if u["fix"] else "      fix: none needed")
+    lines += _configuration_lines(diag)
     lines += ["", "Carbon:"]
     carbon = diag.get("carbon")
     if carbon is None:

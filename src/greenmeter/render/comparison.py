@@ -229,8 +229,9 @@ def _latex(reports: Sequence[Report], rows: list[CompareRow]) -> str:
     base = escape_latex(run_labels(reports)[0])
     return "\n".join(
         [
-            "% Comparison table written by greenmeter; needs \\usepackage{booktabs}.",
-            r"\begin{table}[ht]",
+            "% Comparison table written by greenmeter; needs \\usepackage{booktabs}. A table*",
+            "% spans both columns of a two-column paper (in one column it is a plain table).",
+            r"\begin{table*}[ht]",
             r"\centering",
             r"\footnotesize",
             r"\setlength{\tabcolsep}{3pt}",
@@ -246,7 +247,7 @@ def _latex(reports: Sequence[Report], rows: list[CompareRow]) -> str:
             *body,
             r"\bottomrule",
             r"\end{tabular}",
-            r"\end{table}",
+            r"\end{table*}",
             "",
         ]
     )

@@ -21,7 +21,14 @@ from greenmeter.render.svg import legend_only_svg, panels, phase_colors, report_
 from greenmeter.render.table import phase_rows, report_label, run_labels
 from greenmeter.report.models import Report
 
-__all__ = ["compare_html_table", "html_number", "html_page", "html_section"]
+__all__ = [
+    "compare_html_table",
+    "html_document",
+    "html_number",
+    "html_page",
+    "html_section",
+    "html_sentence",
+]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1d1f;
@@ -48,7 +55,8 @@ footer{margin-top:2.5em;color:#777;font-size:.82rem}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _sentence(sentence: Sentence, numbers: dict[str, int]) -> str:
+def html_sentence(sentence: Sentence, numbers: dict[str, int]) -> str:
+    """A methods sentence as HTML; citations link to ``#src-n`` from ``numbers`` (key -> n)."""
     out = []
     pending: list[str] = []
     for part in [*sentence, ""]:
@@ -144,7 +152,7 @@ def html_section(report: Report, *, level: int = 1, index: int | None = None) ->
     )
     out += [
         f"<{h2}>Methods</{h2}>",
-        "<p>" + " ".join(_sentence(s, numbers) for s in methods(report)) + "</p>",
+        "<p>" + " ".join(html_sentence(s, numbers) for s in methods(report)) + "</p>",
         f"<{h2}>Sources</{h2}>",
         "<ol>",
     ]
@@ -207,6 +215,22 @@ def html_page(reports: Sequence[Report], *, comparison_only: bool = False) -> st
             body_parts += [html_section(r, level=2, index=n) for n, r in enumerate(reports)]
         body = "\n".join(body_parts)
     version = reports[0].software.greenmeter
+    return html_document(
+        title,
+        body,
+        f"Written by greenmeter {version} from the validated JSON report. No external "
+        "assets; nothing here touches the network.",
+    )
+
+
+def html_document(title: str, body: str, footer: str) -> str:
+    """A complete page: the shared style, a CSP that forbids every fetch, ``body`` (HTML).
+
+    Args:
+        title: Page title (plain text; escaped here).
+        body: The page's content, already HTML.
+        footer: Footer text (plain text; escaped here).
+    """
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -221,8 +245,7 @@ def html_page(reports: Sequence[Report], *, comparison_only: bool = False) -> st
             "<body>",
             "<main>",
             body,
-            f"<footer>Written by greenmeter {escape_html(version)} from the validated JSON report. "
-            "No external assets; nothing here touches the network.</footer>",
+            f"<footer>{escape_html(footer)}</footer>",
             "</main>",
             "</body>",
             "</html>",

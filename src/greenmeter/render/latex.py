@@ -21,7 +21,15 @@ from greenmeter.render.sources import bibtex
 from greenmeter.render.table import PhaseRow, phase_rows, run_title
 from greenmeter.report.models import Report
 
-__all__ = ["BIB_NAME", "escape_latex", "latex", "latex_methods", "latex_number", "latex_table"]
+__all__ = [
+    "BIB_NAME",
+    "escape_latex",
+    "latex",
+    "latex_methods",
+    "latex_number",
+    "latex_sentence",
+    "latex_table",
+]
 
 #: Name of the bibliography file the document writes and reads.
 BIB_NAME = "greenmeter-references"
@@ -93,7 +101,8 @@ def latex_table(report: Report, *, label: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _sentence(sentence: Sentence) -> str:
+def latex_sentence(sentence: Sentence) -> str:
+    """A methods sentence as LaTeX, citations as ``\\cite`` commands."""
     out = []
     pending: list[str] = []
     for part in [*sentence, ""]:
@@ -110,7 +119,7 @@ def _sentence(sentence: Sentence) -> str:
 def latex_methods(report: Report) -> str:
     """The methods paragraph, with ``\\cite`` commands for the BibTeX entries."""
     return r"\paragraph{Energy and carbon accounting.} " + " ".join(
-        _sentence(s) for s in methods(report)
+        latex_sentence(s) for s in methods(report)
     )
 
 

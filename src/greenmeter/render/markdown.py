@@ -17,7 +17,7 @@ from greenmeter.render.summary import facts
 from greenmeter.render.table import PhaseRow, phase_rows, report_label
 from greenmeter.report.models import Report
 
-__all__ = ["escape_md", "markdown", "markdown_table", "render_markdown"]
+__all__ = ["escape_md", "markdown", "markdown_sentence", "markdown_table", "render_markdown"]
 
 _DASH = "-"
 
@@ -65,7 +65,8 @@ def markdown_table(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _sentence(sentence: Sentence, numbers: dict[str, int]) -> str:
+def markdown_sentence(sentence: Sentence, numbers: dict[str, int]) -> str:
+    """A methods sentence as Markdown; citations become ``[n]`` from ``numbers`` (key -> n)."""
     out = []
     pending: list[str] = []
     for part in [*sentence, ""]:
@@ -94,7 +95,7 @@ def render_markdown(report: Report, *, heading_level: int = 1) -> str:
         "",
         f"{h}# Methods",
         "",
-        " ".join(_sentence(s, numbers) for s in methods(report)),
+        " ".join(markdown_sentence(s, numbers) for s in methods(report)),
         "",
         f"{h}# Sources",
         "",

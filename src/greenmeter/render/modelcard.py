@@ -95,7 +95,7 @@ def hf_card(reports: Sequence[Report]) -> str:
     lines = [
         "---",
         "co2_eq_emissions:",
-        f"  emissions: {round(total, 6)!r}",
+        f"  emissions: {_yaml_number(total)}",
         f"  source: {yaml_string(_source(reports, counted))}",
     ]
     if training_type:
@@ -112,3 +112,9 @@ def hf_card(reports: Sequence[Report]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _yaml_number(value: float) -> str:
+    """Grams with 6 decimals in plain notation (YAML 1.1 reads ``8e-05`` as a string)."""
+    text = f"{round(value, 6):.6f}".rstrip("0").rstrip(".")
+    return text if "." in text else text + ".0"

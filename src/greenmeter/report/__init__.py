@@ -5,10 +5,14 @@
     >>> report.save("run.json")  # doctest: +SKIP
     >>> Report.load("run.json").phase("fit/train").it_energy_kwh  # doctest: +SKIP
 
-Modules: ``models`` (the schema), ``build`` (snapshot to report), ``efficiency`` and
-``confidence`` (the derived figures, each computed in one place), ``merge`` (per-rank
-or per-node reports into one), ``io`` (size-limited validated reads, atomic writes),
-``schema`` (the generated JSON Schema), ``errors`` (readable validation errors).
+Modules: ``models`` (the schema, with ``base``, ``run_facts``, ``components`` and
+``run_parts``), ``build`` (snapshot to report, with ``inputs``, ``measured``, ``curve``,
+``tree`` and ``bounds``), ``efficiency`` and ``confidence`` (the derived figures, each
+computed in one place), ``merge`` (per-rank, per-node or per-run reports into one, with
+``merge_parts`` and ``spans``), ``io`` (the public face of reading and writing),
+``reader`` and ``shape`` (bounded reads and the structural check before validation),
+``limits`` (how large a report may be), ``schema`` (the generated JSON Schema),
+``errors`` (readable validation errors).
 """
 
 from __future__ import annotations

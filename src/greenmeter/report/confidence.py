@@ -9,10 +9,15 @@ The rule, applied per component and then to the phase:
 * A measured component (``counter`` or ``sampled``) is **high** when ``r >= 100``
   (boundary error about 1% or less), **medium** when ``r >= 10``, **low** below.
 * An ``estimated`` component is at most **low** and marks the phase ``estimated``.
-* A degraded component (stopped reading part way) is at most **low**.
+* A degraded component (it stopped reading, or a read hung or timed out, at an instant
+  ``degraded_at_s``) makes **low** every phase active at or after that instant: the
+  phase misses the component's energy from then on, so it limits the phase whatever
+  share of the energy it shows. A phase that ended before the instant is not touched.
+  When the instant is unknown, every phase is treated as touched.
 * The phase takes the worst level among the components carrying at least 5% of its IT
-  energy (all components when it has no energy); smaller ones cannot move the total
-  by more than that share. The reason names the limiting component.
+  energy (all components when it has no energy), and the degraded components that
+  touch it; other small ones cannot move the total by more than that share. The reason
+  names the limiting component.
 """
 
 from __future__ import annotations
@@ -20,9 +25,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from greenmeter.report.models import CONFIDENCE_LEVELS, Confidence
+from pydantic import Field
 
-__all__ = ["HIGH_RATIO", "MATERIAL_SHARE", "MEDIUM_RATIO", "ComponentFacts", "phase_confidence"]
+from greenmeter.report.base import CONFIDENCE_LEVELS, ConfidenceLevel, _Model
+
+__all__ = [
+    "HIGH_RATIO",
+    "MATERIAL_SHARE",
+    "MEDIUM_RATIO",
+    "ComponentFacts",
+    "Confidence",
+    "phase_confidence",
+]
 
 #: Entry duration / resolution at or above which a measured component is "high".
 HIGH_RATIO = 100.0
@@ -30,6 +44,15 @@ HIGH_RATIO = 100.0
 MEDIUM_RATIO = 10.0
 #: Share of a phase's energy below which a component does not limit its confidence.
 MATERIAL_SHARE = 0.05
+
+
+class Confidence(_Model):
+    """How far a phase's energy can be trusted; see ``greenmeter.report.confidence``."""
+
+    level: ConfidenceLevel
+    estimated: bool = Field(False, description="Part of the energy is a model estimate.")
+    reason: str
+    component: str | None = Field(None, description="The component that limits the level.")
 
 
 @dataclass(frozen=True)
@@ -40,17 +63,32 @@ class ComponentFacts:
     method: str
     resolution_s: float
     degraded: bool = False
+    #: When it degraded: seconds since the report's start (None: unknown).
+    degraded_at_s: float | None = None
+    degraded_reason: str | None = None
+
+    def touches(self, end_s: float | None) -> bool:
+        """Degraded during or before a phase that was last active at ``end_s``."""
+        if not self.degraded:
+            return False
+        return self.degraded_at_s is None or end_s is None or end_s > self.degraded_at_s
 
 
 def _rank(level: str) -> int:
     return CONFIDENCE_LEVELS.index(level)
 
 
-def _one(facts: ComponentFacts, entry_s: float) -> tuple[str, str]:
+def _one(facts: ComponentFacts, entry_s: float, end_s: float | None) -> tuple[str, str]:
     if facts.method == "estimated":
         return "low", f"{facts.key} is a model estimate, not a measurement"
-    if facts.degraded:
-        return "low", f"{facts.key} stopped reading during the run (degraded)"
+    if facts.touches(end_s):
+        why = f" ({facts.degraded_reason})" if facts.degraded_reason else ""
+        if facts.degraded_at_s is None:
+            return "low", f"{facts.key} stopped reading during the run (degraded){why}"
+        return "low", (
+            f"{facts.key} stopped reading {facts.degraded_at_s:.6g} s into the run{why}; "
+            "this phase misses its energy from then on"
+        )
     if facts.resolution_s <= 0:
         return "high", f"{facts.key} has no stated resolution limit"
     ratio = entry_s / facts.resolution_s
@@ -71,6 +109,7 @@ def phase_confidence(
     count: int,
     energy_j: Mapping[str, float],
     components: Mapping[str, ComponentFacts],
+    end_s: float | None = None,
 ) -> Confidence:
     """Confidence of one phase by the rule in this module's docstring.
 
@@ -79,12 +118,16 @@ def phase_confidence(
         count: How many times it was entered (at least 1 is assumed).
         energy_j: Its energy per component key (joules).
         components: Facts per component key.
+        end_s: When the phase was last active, seconds since the report's start (None:
+            still active, or unknown).
     """
     entry_s = duration_s / max(count, 1)
     total = sum(energy_j.values())
     keys = [k for k in energy_j if k in components]
     if total > 0:
-        material = [k for k in keys if energy_j[k] >= MATERIAL_SHARE * total]
+        material = [
+            k for k in keys if energy_j[k] >= MATERIAL_SHARE * total or components[k].touches(end_s)
+        ]
     else:
         material = keys
     estimated = any(components[k].method == "estimated" for k in material)
@@ -92,7 +135,7 @@ def phase_confidence(
         return Confidence(level="low", estimated=False, reason="no component measured it")
     worst_level, worst_reason, worst_key = "high", "", None
     for key in material:
-        level, reason = _one(components[key], entry_s)
+        level, reason = _one(components[key], entry_s, end_s)
         if worst_key is None or _rank(level) > _rank(worst_level):
             worst_level, worst_reason, worst_key = level, reason, key
     return Confidence(

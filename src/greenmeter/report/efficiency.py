@@ -1,13 +1,43 @@
-"""Efficiency figures: computed here and nowhere else (builder and merge both call it)."""
+"""Efficiency figures: the models (work items, figures) and the one function that computes them.
+
+The builder, the merge and the model's own check all call :func:`efficiency`, so a figure
+has one definition. This module imports no other report model (no import loop).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from greenmeter.report.models import Efficiency
+from greenmeter.report.base import NonNegFloat, NonNegInt, _Model
 
-__all__ = ["efficiency", "percentile"]
+__all__ = ["Efficiency", "Items", "efficiency", "percentile"]
+
+
+class Items(_Model):
+    """Work attributed to a phase (None where never given)."""
+
+    samples: NonNegInt | None = None
+    tokens: NonNegInt | None = None
+    steps: NonNegInt | None = None
+
+
+class Efficiency(_Model):
+    """Efficiency figures, all from IT energy; computed by ``greenmeter.report.efficiency``."""
+
+    energy_per_sample_j: NonNegFloat | None = None
+    energy_per_token_j: NonNegFloat | None = None
+    energy_per_step_j: NonNegFloat | None = None
+    samples_per_s: NonNegFloat | None = None
+    tokens_per_s: NonNegFloat | None = None
+    steps_per_s: NonNegFloat | None = None
+    latency_count: NonNegInt = 0
+    latency_mean_s: NonNegFloat | None = None
+    latency_p50_s: NonNegFloat | None = None
+    latency_p95_s: NonNegFloat | None = None
+    latency_p99_s: NonNegFloat | None = None
+    mean_power_w: NonNegFloat | None = None
+    peak_power_w: NonNegFloat | None = None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -53,10 +83,14 @@ def efficiency(
     Returns:
         J per sample/token/step (energy / items), items per second (items / duration),
         latency mean and p50/p95/p99 (linear interpolation), mean power
-        (energy / duration) and the peak power as given. A figure whose denominator is
-        missing or zero is None.
+        (energy / duration) and the peak power: as given, but never below the mean power
+        (a peak seen by a sampler can miss the highest moments; the mean cannot lie
+        above the highest power). A figure whose denominator is missing or zero is None.
     """
     lat = sorted(latencies_s)
+    mean_power_w = _ratio(it_energy_j, duration_s)
+    if peak_power_w is not None and mean_power_w is not None:
+        peak_power_w = max(peak_power_w, mean_power_w)
     return Efficiency(
         energy_per_sample_j=_ratio(it_energy_j, samples),
         energy_per_token_j=_ratio(it_energy_j, tokens),
@@ -69,6 +103,6 @@ def efficiency(
         latency_p50_s=percentile(lat, 50) if lat else None,
         latency_p95_s=percentile(lat, 95) if lat else None,
         latency_p99_s=percentile(lat, 99) if lat else None,
-        mean_power_w=_ratio(it_energy_j, duration_s),
+        mean_power_w=mean_power_w,
         peak_power_w=peak_power_w,
     )

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["ReportError", "format_location", "format_validation_error"]
+__all__ = [
+    "MAX_LINE_CHARS",
+    "ReportError",
+    "format_error_items",
+    "format_location",
+    "format_validation_error",
+    "short_repr",
+]
 
 #: How many individual problems one error message lists before summarising the rest.
 MAX_LISTED_PROBLEMS = 12
+#: Longest line of an error message (characters): values echoed from a file are cut.
+MAX_LINE_CHARS = 400
 _MAX_INPUT_CHARS = 60
+_MAX_KEY_CHARS = 60
+
+
+def short_repr(value: Any, limit: int = _MAX_INPUT_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a file's values are echoed this way).
+
+    A long string is cut before ``repr`` runs, so a 10 MB value costs nothing.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def _cut(line: str) -> str:
+    """A line of at most MAX_LINE_CHARS: its middle cut out (where a long field path or
+    value sits; the end says what is wrong)."""
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    keep = (MAX_LINE_CHARS - 40) // 2
+    return f"{line[:keep]} ... ({len(line) - 2 * keep} characters) ... {line[-keep:]}"
 
 
 class ReportError(ValueError):
@@ -33,11 +65,11 @@ class ReportError(ValueError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        head = f"{self.path}: {self.summary}" if self.path else self.summary
+        head = _cut(f"{self.path}: {self.summary}" if self.path else self.summary)
         if not self.problems:
             return head
         shown = self.problems[:MAX_LISTED_PROBLEMS]
-        lines = [head, *(f"  - {p}" for p in shown)]
+        lines = [head, *(_cut(f"  - {p}") for p in shown)]
         hidden = len(self.problems) - len(shown)
         if hidden > 0:
             lines.append(f"  ... and {hidden} more problem(s)")
@@ -55,18 +87,11 @@ def format_location(loc: Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and part.isidentifier():
+        elif isinstance(part, str) and part.isidentifier() and len(part) <= _MAX_KEY_CHARS:
             out += f".{part}" if out else part
         else:
-            out += f"[{str(part)!r}]"
+            out += f"[{short_repr(str(part), _MAX_KEY_CHARS)}]"
     return out or "(top level)"
-
-
-def _short_input(value: Any) -> str:
-    text = repr(value)
-    if len(text) > _MAX_INPUT_CHARS:
-        text = text[: _MAX_INPUT_CHARS - 3] + "..."
-    return text
 
 
 def format_validation_error(error: Any) -> list[str]:
@@ -76,8 +101,13 @@ def format_validation_error(error: Any) -> list[str]:
     (pydantic's message states the constraint, e.g. "Input should be greater than or
     equal to 0"), and what was found (the offending value, shortened).
     """
+    return format_error_items(error.errors(include_url=False))
+
+
+def format_error_items(items: Iterable[Mapping[str, Any]]) -> list[str]:
+    """:func:`format_validation_error` for the items of ``ValidationError.errors()``."""
     lines: list[str] = []
-    for item in error.errors(include_url=False):
+    for item in items:
         where = format_location(item.get("loc", ()))
         kind = item.get("type", "")
         msg = item.get("msg", "invalid value")
@@ -90,7 +120,7 @@ def format_validation_error(error: Any) -> list[str]:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if "input" in item and not isinstance(item["input"], (dict, list)):
-            lines.append(f"{where}: {msg} (found {_short_input(item['input'])})")
+            lines.append(f"{where}: {msg} (found {short_repr(item['input'])})")
         else:
             lines.append(f"{where}: {msg}")
     return lines

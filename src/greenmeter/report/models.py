@@ -15,28 +15,92 @@ Conventions, enforced by validation:
 * the figures that depend on each other are checked on load: kWh against joules,
   facility energy against IT energy x PUE, IT energy against the sum of its components,
   phase paths against the tree, component keys against the component list.
+
+The models live in small modules by subject (:mod:`~greenmeter.report.base`,
+:mod:`~greenmeter.report.run_facts`, :mod:`~greenmeter.report.components`,
+:mod:`~greenmeter.report.efficiency`, :mod:`~greenmeter.report.confidence`,
+:mod:`~greenmeter.report.run_parts`); this module holds the phases, the totals and the
+report with their cross-checks, and names every model, so
+``from greenmeter.report.models import X`` finds any of them. It is a little over 500
+lines because about 120 of them are those imports and names.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown
-from greenmeter.report.tags import MAX_TAG_VALUE, MAX_TAGS
+from greenmeter.files import write_file
+from greenmeter.report.base import (
+    CONFIDENCE_LEVELS,
+    J_PER_KWH,
+    ComponentKindName,
+    ConfidenceLevel,
+    ExtraValue,
+    MethodName,
+    Name,
+    NonNegFloat,
+    NonNegInt,
+    PhaseKindName,
+    ScopeName,
+    Status,
+    TagKey,
+    TagValue,
+    UtcDatetime,
+    _Model,
+    component_key,
+)
+from greenmeter.report.base import at_most as _at_most
+from greenmeter.report.base import close as _close
+from greenmeter.report.components import (
+    Component,
+    CounterComponent,
+    EstimatedComponent,
+    SampledComponent,
+    UnavailableSource,
+)
+from greenmeter.report.confidence import Confidence
+from greenmeter.report.efficiency import Efficiency, Items, efficiency
+from greenmeter.report.limits import (
+    INDENT_MAX_BYTES,
+    MAX_LATENCY_SAMPLES,
+    MAX_PHASE_DEPTH,
+    MAX_PHASE_INTERVALS,
+    MAX_PHASES,
+    MAX_TIMELINE_POINTS,
+)
+from greenmeter.report.reader import load_document
+from greenmeter.report.run_facts import (
+    GitInfo,
+    GpuInfo,
+    HostInfo,
+    ModelInfo,
+    RankInfo,
+    SoftwareInfo,
+)
+from greenmeter.report.run_parts import PowerSeries, ReportWarning, Segment
+from greenmeter.report.tags import MAX_TAGS
 
 __all__ = [
     "CONFIDENCE_LEVELS",
     "J_PER_KWH",
+    "MAX_LATENCY_SAMPLES",
+    "MAX_PHASES",
+    "MAX_PHASE_DEPTH",
+    "MAX_PHASE_INTERVALS",
+    "MAX_TIMELINE_POINTS",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
+    "UPGRADES",
     "Component",
     "ComponentKindName",
     "Confidence",
+    "ConfidenceLevel",
     "CounterComponent",
     "Efficiency",
     "EstimatedComponent",
@@ -53,6 +117,8 @@ __all__ = [
     "Report",
     "ReportWarning",
     "SampledComponent",
+    "ScopeName",
+    "Segment",
     "SoftwareInfo",
     "Totals",
     "UnavailableSource",
@@ -60,68 +126,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "2"
-#: Joules in one kilowatt-hour.
-J_PER_KWH = 3_600_000.0
-#: Bounds that keep a report's size fixed however long the run.
-MAX_TIMELINE_POINTS = 4096
-MAX_PHASE_INTERVALS = 1024
-MAX_LATENCY_SAMPLES = 4096
-#: Deepest phase nesting a report holds (a phase path has at most this many names).
-MAX_PHASE_DEPTH = 32
-#: Most distinct phase paths a report holds.
-MAX_PHASES = 10_000
-
-_REL_TOL = 1e-6
-_ABS_TOL = 1e-6
-
-
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected."""
-
-NonNegFloat = Annotated[float, Field(ge=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-Name = Annotated[str, Field(min_length=1, max_length=512)]
-#: A tag name: a letter or underscore, then letters, digits, ``_``, ``.`` or ``-``.
-TagKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
-TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
-
-Status = Literal["complete", "interrupted", "failed", "running"]
-MethodName = Literal["counter", "sampled", "estimated"]
-ComponentKindName = Literal["cpu", "dram", "gpu", "psys", "ram"]
-ScopeName = Literal["cpu_package", "dram", "platform", "gpu_board", "machine", "process"]
-PhaseKindName = Literal[
-    "fit",
-    "train",
-    "validate",
-    "test",
-    "predict",
-    "inference",
-    "sanity_check",
-    "epoch",
-    "window",
-    "custom",
-]
-ConfidenceLevel = Literal["high", "medium", "low"]
-#: Confidence levels from best to worst.
-CONFIDENCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")
-ExtraValue = str | int | float | bool | None
-
-
-def component_key(component_id: str, host: str) -> str:
-    """The key a component has in a report: ``"<id>@<host>"``, unique across hosts."""
-    return f"{component_id}@{host}"
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 def _check_energy(obj: Any, pue: float, where: str) -> None:
@@ -135,191 +139,7 @@ def _check_energy(obj: Any, pue: float, where: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Where the run happened
-
-
-class HostInfo(_Model):
-    """One machine of the run."""
-
-    hostname: Name
-    os: str | None = Field(None, description="Operating system family, e.g. 'Linux'.")
-    os_release: str | None = Field(None, description="Distribution, e.g. 'Ubuntu 22.04.4 LTS'.")
-    kernel: str | None = None
-    cpu_model: str | None = None
-    sockets: NonNegInt | None = None
-    physical_cores: NonNegInt | None = None
-    logical_cores: NonNegInt | None = None
-    ram_bytes: NonNegInt | None = None
-    ranks: list[NonNegInt] = Field(default_factory=list, description="Ranks run on this host.")
-
-
-class GpuInfo(_Model):
-    """One GPU board measured, from its component's details."""
-
-    uuid: str
-    component: str = Field(description="Key of the component measuring it.")
-    host: Name
-    name: str | None = None
-    index: NonNegInt | None = None
-    driver_version: str | None = None
-    architecture: str | None = None
-    pci_bus_id: str | None = None
-    power_limit_w: NonNegFloat | None = None
-    mig: bool = Field(False, description="A MIG slice: the reading is its parent board's.")
-    parent_uuid: str | None = None
-    shared: bool = Field(False, description="Other work may draw on the same board.")
-
-
-class SoftwareInfo(_Model):
-    """Versions of the software involved (None where not installed)."""
-
-    python: str
-    greenmeter: str
-    torch: str | None = None
-    cuda: str | None = Field(None, description="CUDA version torch was built with.")
-    lightning: str | None = None
-    pytorch_lightning: str | None = None
-    transformers: str | None = None
-    nvidia_ml_py: str | None = None
-    pydantic: str | None = None
-
-
-class GitInfo(_Model):
-    """The working directory's git state when the run started."""
-
-    commit: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")]
-    dirty: bool = Field(description="Tracked files had uncommitted changes.")
-    branch: str | None = None
-
-
-class RankInfo(_Model):
-    """One process (rank) that contributed to the report."""
-
-    rank: NonNegInt
-    local_rank: NonNegInt
-    world_size: Annotated[int, Field(ge=1)]
-    host: Name
-    status: Status
-    start_utc: UtcDatetime
-    end_utc: UtcDatetime
-    duration_s: NonNegFloat
-    components: list[str] = Field(
-        default_factory=list, description="Keys of the components this rank measured."
-    )
-    it_energy_j: NonNegFloat = Field(
-        description="What this rank measured, before any de-duplication across ranks."
-    )
-
-
-# --------------------------------------------------------------------------------------
-# What was measured
-
-
-class _ComponentBase(_Model):
-    key: Name = Field(description="'<id>@<host>', the key used in every energy mapping.")
-    id: Name = Field(description="Sensor-level id, e.g. 'rapl:package-0' or 'nvml:GPU-...'.")
-    kind: ComponentKindName
-    scope: ScopeName
-    sensor: Name
-    label: str
-    host: Name
-    resolution_s: NonNegFloat = Field(
-        description="Shortest interval over which a reading is meaningful (seconds)."
-    )
-    shared: bool = False
-    degraded: bool = False
-    degraded_reason: str | None = None
-    detail: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check_key(self) -> _ComponentBase:
-        if self.key != component_key(self.id, self.host):
-            raise ValueError(f"component key must be '<id>@<host>' ({self.id}@{self.host})")
-        return self
-
-
-class CounterComponent(_ComponentBase):
-    """Energy from a hardware counter read at phase boundaries (RAPL, NVML total energy)."""
-
-    method: Literal["counter"]
-    sampling_period_s: NonNegFloat | None = Field(
-        None, description="Wrap-guard polling period, when the sensor polls."
-    )
-
-
-class SampledComponent(_ComponentBase):
-    """Energy integrated from power samples (trapezoid rule)."""
-
-    method: Literal["sampled"]
-    sampling_period_s: Annotated[float, Field(gt=0)]
-    power_source: str | None = Field(
-        None, description="Which reading was sampled, e.g. 'instant_field'."
-    )
-
-
-class EstimatedComponent(_ComponentBase):
-    """Energy from a model, not a measurement: carries the model and its constants."""
-
-    method: Literal["estimated"]
-    sampling_period_s: NonNegFloat | None = None
-    estimate_model: str = Field(description="The formula, e.g. 'rated power x utilisation'.")
-    estimate_constants: str = Field(description="The constants used, as the sensor states them.")
-    estimate_source: str | None = Field(None, description="Where the constants come from.")
-
-
-Component = Annotated[
-    CounterComponent | SampledComponent | EstimatedComponent,
-    Field(discriminator="method"),
-]
-
-
-class UnavailableSource(_Model):
-    """A source that was considered and not used."""
-
-    sensor: Name
-    kind: ComponentKindName
-    host: Name
-    reason: str
-    fix: str | None = None
-
-
-# --------------------------------------------------------------------------------------
 # Phases
-
-
-class Items(_Model):
-    """Work attributed to a phase (None where never given)."""
-
-    samples: NonNegInt | None = None
-    tokens: NonNegInt | None = None
-    steps: NonNegInt | None = None
-
-
-class Efficiency(_Model):
-    """Efficiency figures, all from IT energy; computed by ``greenmeter.report.efficiency``."""
-
-    energy_per_sample_j: NonNegFloat | None = None
-    energy_per_token_j: NonNegFloat | None = None
-    energy_per_step_j: NonNegFloat | None = None
-    samples_per_s: NonNegFloat | None = None
-    tokens_per_s: NonNegFloat | None = None
-    steps_per_s: NonNegFloat | None = None
-    latency_count: NonNegInt = 0
-    latency_mean_s: NonNegFloat | None = None
-    latency_p50_s: NonNegFloat | None = None
-    latency_p95_s: NonNegFloat | None = None
-    latency_p99_s: NonNegFloat | None = None
-    mean_power_w: NonNegFloat | None = None
-    peak_power_w: NonNegFloat | None = None
-
-
-class Confidence(_Model):
-    """How far a phase's energy can be trusted; see ``greenmeter.report.confidence``."""
-
-    level: ConfidenceLevel
-    estimated: bool = Field(False, description="Part of the energy is a model estimate.")
-    reason: str
-    component: str | None = Field(None, description="The component that limits the level.")
 
 
 class Phase(_Model):
@@ -332,7 +152,11 @@ class Phase(_Model):
     """
 
     name: Name
-    path: list[Name] = Field(min_length=1, description="Names from the outermost phase.")
+    path: list[Name] = Field(
+        min_length=1,
+        max_length=MAX_PHASE_DEPTH,
+        description="Names from the outermost phase (at most 32: phases nest at most 32 deep).",
+    )
     kind: PhaseKindName
     count: NonNegInt = Field(description="How many times the phase was entered.")
     open: bool = Field(False, description="Still active (checkpoints only).")
@@ -366,10 +190,11 @@ class Phase(_Model):
     )
     gpu_hours: NonNegFloat = 0.0
     attrs: dict[str, str] = Field(default_factory=dict)
-    children: list[Phase] = Field(default_factory=list)
+    children: list[Phase] = Field(default_factory=list, fail_fast=True)
 
     @model_validator(mode="after")
-    def _check(self) -> Phase:
+    def _check(self, info: ValidationInfo) -> Phase:
+        legacy = _legacy(info)
         if self.name != self.path[-1]:
             raise ValueError("name must equal the last element of path")
         for child in self.children:
@@ -386,13 +211,24 @@ class Phase(_Model):
             raise ValueError("end_utc is before start_utc")
         if not _close(self.gpu_hours, self.device_hours.get("gpu", 0.0)):
             raise ValueError("gpu_hours does not equal device_hours['gpu']")
-        self._check_efficiency()
+        self._check_efficiency(legacy)
+        if not legacy:
+            for child in self.children:
+                _check_within(child, self)
         return self
 
-    def _check_efficiency(self) -> None:
-        """The efficiency figures must be what their inputs give (one definition)."""
-        from greenmeter.report.efficiency import efficiency
+    def _check_efficiency(self, legacy: bool = False) -> None:
+        """The efficiency figures must be what their inputs give (one definition).
 
+        ``legacy``: a version 1 file, written before the peak power was kept at least the
+        mean; its peak is taken as it is.
+        """
+        peak, mean = self.efficiency.peak_power_w, self.efficiency.mean_power_w
+        if not legacy and peak is not None and mean is not None and not _at_most(mean, peak):
+            raise ValueError(
+                f"efficiency.peak_power_w ({peak:.6g} W) is below mean_power_w ({mean:.6g} W); "
+                "a phase's peak power cannot be below its mean"
+            )
         expected = efficiency(
             it_energy_j=self.it_energy_j,
             duration_s=self.duration_s,
@@ -404,6 +240,8 @@ class Phase(_Model):
         )
         for name in type(expected).model_fields:
             have, want = getattr(self.efficiency, name), getattr(expected, name)
+            if legacy and name == "peak_power_w":
+                continue
             if (have is None) != (want is None) or (
                 want is not None and not math.isclose(have, want, rel_tol=1e-6, abs_tol=1e-12)
             ):
@@ -426,28 +264,6 @@ class Phase(_Model):
 
 # --------------------------------------------------------------------------------------
 # Run level
-
-
-class ModelInfo(_Model):
-    """Facts about a model whose efficiency the report documents."""
-
-    name: str | None = None
-    parameters_total: NonNegInt | None = None
-    parameters_trainable: NonNegInt | None = None
-    size_bytes: NonNegInt | None = Field(None, description="Parameters and buffers, in bytes.")
-    dtypes: dict[str, NonNegInt] = Field(
-        default_factory=dict, description="Parameter count per dtype, e.g. {'float16': 7e9}."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> ModelInfo:
-        if (
-            self.parameters_total is not None
-            and self.parameters_trainable is not None
-            and self.parameters_trainable > self.parameters_total
-        ):
-            raise ValueError("parameters_trainable exceeds parameters_total")
-        return self
 
 
 class Totals(_Model):
@@ -513,60 +329,6 @@ class Totals(_Model):
         )
 
 
-class ReportWarning(_Model):
-    """A structured problem noticed while measuring or reporting."""
-
-    code: Name = Field(description="Stable code, e.g. 'rapl.permission', 'carbon.fallback'.")
-    message: str
-    component: str | None = None
-    host: str | None = None
-    at_s: NonNegFloat | None = Field(None, description="Seconds since the run's start_utc.")
-
-
-class PowerSeries(_Model):
-    """Power over time of one rank's components, for plots (bounded length).
-
-    ``power_w[key][i]`` is the mean power of that component between the previous point
-    and ``t_s[i]`` (seconds since the report's ``start_utc``).
-    """
-
-    host: Name
-    rank: NonNegInt
-    t_s: list[NonNegFloat] = Field(default_factory=list, max_length=MAX_TIMELINE_POINTS)
-    power_w: dict[str, list[NonNegFloat]] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> PowerSeries:
-        for key, values in self.power_w.items():
-            if len(values) != len(self.t_s):
-                raise ValueError(f"power_w[{key!r}] has {len(values)} values for {len(self.t_s)}")
-        return self
-
-
-class Segment(_Model):
-    """An earlier stretch of the same run, measured before a resume from a checkpoint.
-
-    A run restarted from a checkpoint (``GreenMeterCallback.load_state_dict``) keeps the
-    earlier segments' energy in its phases and totals; each earlier segment is listed
-    here so a reader sees the whole run's time span. The report's own ``start_utc`` and
-    ``duration_s`` are those of the current (last) segment.
-    """
-
-    start_utc: UtcDatetime
-    end_utc: UtcDatetime
-    duration_s: NonNegFloat
-    host: Name | None = None
-    it_energy_j: NonNegFloat = Field(
-        description="Energy of this segment counted into the report's totals (joules)."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> Segment:
-        if self.end_utc < self.start_utc:
-            raise ValueError("segment end_utc is before its start_utc")
-        return self
-
-
 class Report(_Model):
     """A complete energy and carbon report (schema version 2).
 
@@ -596,7 +358,7 @@ class Report(_Model):
     unavailable: list[UnavailableSource] = Field(default_factory=list)
     carbon: CarbonInfo | None = None
     models: list[ModelInfo] = Field(default_factory=list)
-    phases: list[Phase] = Field(default_factory=list)
+    phases: list[Phase] = Field(default_factory=list, fail_fast=True)
     totals: Totals
     power_timeline: list[PowerSeries] = Field(default_factory=list)
     segments: list[Segment] = Field(
@@ -634,6 +396,8 @@ class Report(_Model):
             if path in seen:
                 raise ValueError(f"{where} appears twice")
             seen.add(path)
+            if len(seen) > MAX_PHASES:
+                raise ValueError(f"more than {MAX_PHASES} phases (a report holds at most that)")
             _unknown(phase.energy_j, known, f"{where} energy_j")
             _check_energy(phase, pue, where)
             _check_co2e(phase.co2e, where)
@@ -677,21 +441,59 @@ class Report(_Model):
     # -- files ---------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, *, max_bytes: int | None = None) -> Report:
+    def load(
+        cls, path: str | Path, *, max_bytes: int | None = None, timeout_s: float | None = None
+    ) -> Report:
         """Read and validate a report file; see :func:`greenmeter.report.io.load_report`."""
-        from greenmeter.report.io import load_report
-
-        return load_report(path, max_bytes=max_bytes)
+        return load_document(  # type: ignore[return-value]
+            path, SCHEMA_VERSIONS, UPGRADES, max_bytes=max_bytes, timeout_s=timeout_s
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the report atomically; see :func:`greenmeter.report.io.save_report`."""
-        from greenmeter.report.io import save_report
+        return write_file(path, self.to_json() + "\n")
 
-        return save_report(self, path)
+    def to_json(self, *, indent: int | Literal["auto"] | None = "auto") -> str:
+        """The report as JSON text (what :meth:`save` writes).
 
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The report as JSON text (what :meth:`save` writes)."""
-        return self.model_dump_json(indent=indent)
+        Args:
+            indent: Spaces per nesting level, None for compact text, or ``"auto"``:
+                2 while the compact text is at most
+                :data:`~greenmeter.report.limits.INDENT_MAX_BYTES` (1 MiB), compact
+                beyond (indentation repeats on every line and grows with the nesting,
+                so a large, deeply nested report would be several times its size).
+        """
+        if indent != "auto":
+            return self.model_dump_json(indent=indent)
+        compact = self.model_dump_json()
+        if len(compact) > INDENT_MAX_BYTES:
+            return compact
+        return self.model_dump_json(indent=2)
+
+
+def _legacy(info: ValidationInfo | None) -> bool:
+    """Validating a file of an older schema version (``context={"upgraded_from": ...}``).
+
+    Checks added since (a phase's peak power at least its mean, a child within its
+    parent) are not applied to those files: they were written before the rules held.
+    """
+    context = info.context if info is not None else None
+    return isinstance(context, dict) and context.get("upgraded_from") is not None
+
+
+def _check_within(child: Phase, parent: Phase) -> None:
+    """A nested phase ran inside its parent: it cannot last longer or draw more."""
+    where = f"phase {child.path_str!r}"
+    if not _at_most(child.duration_s, parent.duration_s):
+        raise ValueError(
+            f"{where} lasted {child.duration_s:.6g} s, longer than its parent's "
+            f"{parent.duration_s:.6g} s; a nested phase runs inside its parent"
+        )
+    if not _at_most(child.it_energy_j, parent.it_energy_j):
+        raise ValueError(
+            f"{where} drew {child.it_energy_j:.6g} J, more than its parent's "
+            f"{parent.it_energy_j:.6g} J; a nested phase runs inside its parent"
+        )
 
 
 def _check_co2e(co2e: Any, where: str) -> None:
@@ -707,3 +509,12 @@ def _unknown(mapping: dict[str, Any], known: set[str], where: str) -> None:
     missing = [k for k in mapping if k not in known]
     if missing:
         raise ValueError(f"{where} names unknown component(s): {', '.join(sorted(missing))}")
+
+
+#: Known schema versions and the model that validates each (see
+#: :func:`greenmeter.report.io.register_schema`).
+SCHEMA_VERSIONS: dict[str, type[BaseModel]] = {SCHEMA_VERSION: Report}
+#: Older versions whose files load as the current one after a change of their JSON.
+#: Version 2 only added fields with defaults (``tags``), so a version 1 file needs only
+#: its version renamed.
+UPGRADES: dict[str, str] = {"1": SCHEMA_VERSION}

@@ -117,11 +117,22 @@ class ComponentInfo:
 
 @dataclass(frozen=True)
 class ComponentStatus:
-    """Health of one component. ``degraded_at`` is a ``time.monotonic()`` instant."""
+    """Health of one component.
+
+    Attributes:
+        degraded: Its readings stopped being trustworthy at some point of the run.
+        reason: What happened, in plain words.
+        degraded_at: ``time.monotonic()`` instant it started.
+        recovered_at: ``time.monotonic()`` instant fresh readings came back, when they
+            did (a read that timed out and answered again later); the component stays
+            degraded, since the energy of the stall is attributed to the phase that read
+            the counter next.
+    """
 
     degraded: bool = False
     reason: str | None = None
     degraded_at: float | None = None
+    recovered_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Order of preference:
 * CPU packages: RAPL counters (:mod:`greenmeter.sensors.rapl`), else pyRAPL when asked
   (``use_pyrapl=True``), else the labelled estimate (:class:`EstimateSensor`).
 * DRAM: the RAPL ``dram`` counters, else an estimate of installed RAM.
-* GPUs: NVML (:mod:`greenmeter.sensors.nvml`), energy counter or sampled power.
+* GPUs: NVIDIA boards through NVML (:mod:`greenmeter.sensors.nvml`) and AMD boards
+  through AMD SMI (:mod:`greenmeter.sensors.amd`), each by energy counter or sampled
+  power. Both are probed; a host with GPUs of both vendors gets both sensors.
 
 With ``count_host=False`` (every rank but one per host in a distributed run) CPU and DRAM
 are skipped, since another rank on the same host counts them. Every source that is not
@@ -17,13 +19,19 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from greenmeter.sensors.base import ComponentKind, Sensor, Unavailable
 
 __all__ = ["Discovery", "discover"]
+
+#: GPU sources, probed in this order: (sensor name, module with ``probe()``, library).
+_GPU_SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("nvml", "greenmeter.sensors.nvml", "NVML"),
+    ("amdsmi", "greenmeter.sensors.amd", "AMD SMI"),
+)
 
 
 @dataclass
@@ -62,7 +70,7 @@ def discover(
     host: str | None = None,
     use_pyrapl: bool = False,
     include_psys: bool = False,
-    estimate_scope: str = "machine",
+    estimate_scope: str | Callable[[], str] = "machine",
 ) -> Discovery:
     """Probe the energy sources of this host and pick the best per component.
 
@@ -70,6 +78,8 @@ def discover(
         powercap_root: Powercap tree to read (default ``$GREENMETER_POWERCAP_ROOT`` or
             ``/sys/class/powercap``).
         gpus: GPUs to measure (indices or UUIDs); None: those visible to this process.
+            Each vendor's sensor takes the entries it can match: an index selects that
+            device of each vendor, a UUID the one board that has it.
         cpu: Measure CPU and memory.
         gpu: Measure GPUs.
         sample_interval_s: Sampling period for sampled GPU power (s).
@@ -77,7 +87,8 @@ def discover(
         host: Hostname recorded on the components.
         use_pyrapl: Try pyRAPL when the direct RAPL reader finds no counters.
         include_psys: Also measure the RAPL ``psys`` zone (separately from the packages).
-        estimate_scope: ``"machine"`` or ``"process"`` for the CPU/RAM estimate.
+        estimate_scope: ``"machine"`` or ``"process"`` for the CPU/RAM estimate, or a
+            function giving it (called only when an estimate is needed).
 
     Returns:
         A :class:`Discovery`.
@@ -106,15 +117,17 @@ def discover(
             )
         )
     if gpu:
-        _discover_gpus(found, gpus, sample_interval_s, host)
+        for sensor_name, module, library in _GPU_SOURCES:
+            _discover_gpus(found, sensor_name, module, library, gpus, sample_interval_s, host)
     else:
-        found.unavailable.append(
+        found.unavailable.extend(
             Unavailable(
-                "nvml",
+                sensor_name,
                 ComponentKind.GPU,
                 "GPU measurement switched off (gpu=False)",
                 "pass gpu=True",
             )
+            for sensor_name, _, _ in _GPU_SOURCES
         )
     return found
 
@@ -125,7 +138,7 @@ def _discover_host(
     host: str | None,
     use_pyrapl: bool,
     include_psys: bool,
-    estimate_scope: str,
+    estimate_scope: str | Callable[[], str],
 ) -> None:
     from greenmeter.sensors import rapl
 
@@ -176,7 +189,12 @@ def _discover_host(
             from greenmeter.sensors.estimate import EstimateSensor
 
             found.sensors.append(
-                EstimateSensor(cpu=want_cpu, ram=want_ram, scope=estimate_scope, host=host)
+                EstimateSensor(
+                    cpu=want_cpu,
+                    ram=want_ram,
+                    scope=estimate_scope if isinstance(estimate_scope, str) else estimate_scope(),
+                    host=host,
+                )
             )
         except Exception as exc:
             found.unavailable.append(
@@ -202,17 +220,22 @@ def _discover_host(
 
 
 def _discover_gpus(
-    found: Discovery, gpus: Sequence[int | str] | None, sample_interval_s: float, host: str | None
+    found: Discovery,
+    sensor_name: str,
+    module: str,
+    library: str,
+    gpus: Sequence[int | str] | None,
+    sample_interval_s: float,
+    host: str | None,
 ) -> None:
     try:
-        nvml = importlib.import_module("greenmeter.sensors.nvml")
-        probe = nvml.probe
+        probe = importlib.import_module(module).probe
     except (ImportError, AttributeError) as exc:
         found.unavailable.append(
             Unavailable(
-                "nvml",
+                sensor_name,
                 ComponentKind.GPU,
-                f"no GPU sensor: greenmeter.sensors.nvml could not be loaded ({exc})",
+                f"no GPU sensor: {module} could not be loaded ({exc})",
                 "reinstall greenmeter with its dependencies (pip install greenmeter)",
             )
         )
@@ -221,7 +244,7 @@ def _discover_gpus(
         sensor, why = probe(gpus=gpus, sample_interval_s=sample_interval_s, host=host)
     except Exception as exc:
         found.unavailable.append(
-            Unavailable("nvml", ComponentKind.GPU, f"probing NVML failed: {exc!r}", None)
+            Unavailable(sensor_name, ComponentKind.GPU, f"probing {library} failed: {exc!r}", None)
         )
         return
     found.unavailable.extend(why)

@@ -27,10 +27,8 @@ Nothing here imports ``pynvml`` at module import; :func:`probe` does.
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Sequence
@@ -45,6 +43,8 @@ from greenmeter.sensors.base import (
     Sensor,
     Unavailable,
 )
+from greenmeter.sensors.readings import measure_update_steps, slow_calls
+from greenmeter.sensors.readings import timed as _timed
 
 __all__ = [
     "NVML_FI_DEV_POWER_INSTANT",
@@ -429,14 +429,6 @@ def _field_value(v: Any) -> float:
 # -- probe -------------------------------------------------------------------------------
 
 
-def _timed(costs: dict[str, float], name: str, fn: Any, *args: Any) -> Any:
-    t = time.perf_counter()
-    try:
-        return fn(*args)
-    finally:
-        costs[name] = max(costs.get(name, 0.0), time.perf_counter() - t)
-
-
 def _init_unavailable(exc: BaseException) -> Unavailable:
     value = getattr(exc, "value", None)
     if value == 12:  # NVML_ERROR_LIBRARY_NOT_FOUND
@@ -479,29 +471,16 @@ def _measure_counter_steps(nv: Any, devices: list[_Device]) -> dict[str, float |
     Reads every counter about once a millisecond for at most ``_STEP_PROBE_BUDGET_S``,
     stopping early once every board showed a few changes.
     """
-    changes: dict[str, list[float]] = {d.component_id: [] for d in devices}
-    last: dict[str, int] = {d.component_id: d.last_mj for d in devices}
-    live = list(devices)
-    deadline = time.monotonic() + _STEP_PROBE_BUDGET_S
-    while live and time.monotonic() < deadline:
-        for d in list(live):
-            try:
-                mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(d.board.handle))
-            except Exception:
-                live.remove(d)
-                continue
-            t = time.monotonic()
-            if mj != last[d.component_id]:
-                last[d.component_id] = mj
-                changes[d.component_id].append(t)
-                if len(changes[d.component_id]) >= _STEP_PROBE_CHANGES:
-                    live.remove(d)
-        time.sleep(0.001)
-    out: dict[str, float | None] = {}
-    for cid, ts in changes.items():
-        gaps = [b - a for a, b in itertools.pairwise(ts)]
-        out[cid] = statistics.median(gaps) if gaps else None
-    return out
+    readers = {
+        d.component_id: (lambda h=d.board.handle: int(nv.nvmlDeviceGetTotalEnergyConsumption(h)))
+        for d in devices
+    }
+    return measure_update_steps(
+        readers,
+        {d.component_id: d.last_mj for d in devices},
+        budget_s=_STEP_PROBE_BUDGET_S,
+        changes=_STEP_PROBE_CHANGES,
+    )
 
 
 def _setup_board(
@@ -777,13 +756,11 @@ def _warn_setup(sensor: NvmlSensor, components: list[ComponentInfo], env: dict[s
                 c.id,
                 now,
             )
-    slow = {k: v for k, v in sensor.call_costs_s.items() if k != "nvmlInit" and v > _SLOW_CALL_S}
+    slow = slow_calls(sensor.call_costs_s, _SLOW_CALL_S, skip="nvmlInit")
     if slow:
         sensor.warn(
             "nvml.slow_call",
-            "NVML calls are slow on this machine ("
-            + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(slow.items()))
-            + "); boundary reads will cost about as much",
+            f"NVML calls are slow on this machine ({slow}); boundary reads will cost about as much",
             None,
             now,
         )

@@ -29,6 +29,10 @@ This sensor:
 
 The root is the ``root`` argument, else the environment variable
 ``GREENMETER_POWERCAP_ROOT``, else ``/sys/class/powercap``.
+
+Size: about 750 lines, kept in one module because zone discovery, the wrap tracker,
+the guard period and the degraded-zone handling share the zone state under one lock;
+splitting them would pass that state across modules.
 """
 
 from __future__ import annotations

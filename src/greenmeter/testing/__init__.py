@@ -4,8 +4,10 @@
 * :class:`EmulatedPowercap`: a live Linux powercap (RAPL) sysfs tree driven by traces.
 * :class:`FakeNvml`: a fake ``libnvidia-ml.so.1`` that the real ``pynvml`` loads,
   serving energy counters and power from traces.
+* :class:`FakeAmdSmi`: a fake ``libamd_smi.so`` that the real ``amdsmi`` package loads,
+  serving AMD energy accumulators, socket power and compute partitions from traces.
 
-All three share ``time.monotonic()`` as their time base, so the exact energy between any
+All of them share ``time.monotonic()`` as their time base, so the exact energy between any
 two instants is known and accuracy can be asserted, not assumed.
 """
 
@@ -16,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 from greenmeter.testing.trace import PowerTrace
 
 if TYPE_CHECKING:
+    from greenmeter.testing.fake_amdsmi import FakeAmdSmi
     from greenmeter.testing.fake_nvml import FakeNvml
     from greenmeter.testing.powercap import EmulatedPowercap
 
-__all__ = ["EmulatedPowercap", "FakeNvml", "PowerTrace"]
+__all__ = ["EmulatedPowercap", "FakeAmdSmi", "FakeNvml", "PowerTrace"]
 
 _LAZY = {
     "EmulatedPowercap": "greenmeter.testing.powercap",
     "FakeNvml": "greenmeter.testing.fake_nvml",
+    "FakeAmdSmi": "greenmeter.testing.fake_amdsmi",
 }
 
 

@@ -18,8 +18,6 @@
  * The config is a line-oriented text file whose path is in the environment variable
  * GREENMETER_FAKE_NVML_CONFIG; it is (re)read by nvmlInit when no other init is active.
  */
-#define _GNU_SOURCE
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,15 +152,7 @@ typedef struct fake_device {
     int power_usage_supported;
     double energy_offset_mj;
     double counter_step_s;
-    double t0;
-    int repeat;
-    int n_steps;
-    double *durations;
-    double *powers;
-    double *starts;
-    double *cum_j;
-    double period_s;
-    double period_j;
+    trace_t trace;
     int n_procs;
     unsigned int proc_pid[MAX_PROCS];
     unsigned long long proc_mem[MAX_PROCS];
@@ -186,17 +176,8 @@ static char g_nvml_version[STR_LEN] = "12.550.90.07";
 static int g_cuda_version = 12040;
 static int g_init_error = 0;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void free_device(fake_device_t *d) {
-    free(d->durations);
-    free(d->powers);
-    free(d->starts);
-    free(d->cum_j);
+    trace_free(&d->trace);
     memset(d, 0, sizeof(*d));
 }
 
@@ -208,47 +189,6 @@ static void reset_state(void) {
     g_init_error = 0;
 }
 
-/* ---- the trace --------------------------------------------------------------------- */
-
-static void finish_trace(fake_device_t *d) {
-    double t = 0.0, e = 0.0;
-    for (int i = 0; i < d->n_steps; i++) {
-        d->starts[i] = t;
-        d->cum_j[i] = e;
-        t += d->durations[i];
-        e += d->durations[i] * d->powers[i];
-    }
-    d->period_s = t;
-    d->period_j = e;
-}
-
-static double trace_power_w(const fake_device_t *d, double t) {
-    double x = t - d->t0;
-    if (x < 0 || d->n_steps == 0) return 0.0;
-    if (x >= d->period_s) {
-        if (!d->repeat) return d->powers[d->n_steps - 1];
-        x = fmod(x, d->period_s);
-    }
-    int i = d->n_steps - 1;
-    while (i > 0 && d->starts[i] > x) i--;
-    return d->powers[i];
-}
-
-static double trace_cumulative_j(const fake_device_t *d, double t) {
-    double x = t - d->t0;
-    if (x <= 0 || d->n_steps == 0) return 0.0;
-    double base = 0.0;
-    if (x >= d->period_s) {
-        if (!d->repeat) return d->period_j + (x - d->period_s) * d->powers[d->n_steps - 1];
-        double n = floor(x / d->period_s);
-        base = n * d->period_j;
-        x -= n * d->period_s;
-    }
-    int i = d->n_steps - 1;
-    while (i > 0 && d->starts[i] > x) i--;
-    return base + d->cum_j[i] + (x - d->starts[i]) * d->powers[i];
-}
-
 /* ---- config parsing ------------------------------------------------------------------ */
 
 static int scope_from_name(const char *s) {
@@ -256,13 +196,6 @@ static int scope_from_name(const char *s) {
     if (strcmp(s, "instant") == 0) return SCOPE_INSTANT;
     if (strcmp(s, "power_usage") == 0) return SCOPE_POWER_USAGE;
     return SCOPE_ALL;
-}
-
-static void copy_value(char *dst, const char *src) {
-    strncpy(dst, src, STR_LEN - 1);
-    dst[STR_LEN - 1] = '\0';
-    size_t n = strlen(dst);
-    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == '\r')) dst[--n] = '\0';
 }
 
 /* Returns NVML_SUCCESS or an error code. Called with g_lock held. */
@@ -274,7 +207,6 @@ static nvmlReturn_t load_config(void) {
     if (f == NULL) return NVML_ERROR_DRIVER_NOT_LOADED;
     char line[512];
     fake_device_t *d = NULL;
-    int step_i = 0;
     while (fgets(line, sizeof line, f)) {
         char *sp = strchr(line, ' ');
         char *val = sp ? sp + 1 : line + strlen(line);
@@ -282,8 +214,8 @@ static nvmlReturn_t load_config(void) {
         const char *key = line;
         size_t kl = strlen(key);
         if (kl > 0 && key[kl - 1] == '\n') line[kl - 1] = '\0';
-        if (strcmp(key, "driver_version") == 0) copy_value(g_driver_version, val);
-        else if (strcmp(key, "nvml_version") == 0) copy_value(g_nvml_version, val);
+        if (strcmp(key, "driver_version") == 0) copy_value(g_driver_version, val, STR_LEN);
+        else if (strcmp(key, "nvml_version") == 0) copy_value(g_nvml_version, val, STR_LEN);
         else if (strcmp(key, "cuda_version") == 0) g_cuda_version = atoi(val);
         else if (strcmp(key, "init_error") == 0) g_init_error = atoi(val);
         else if (strcmp(key, "gpu") == 0) {
@@ -292,16 +224,15 @@ static nvmlReturn_t load_config(void) {
             memset(d, 0, sizeof(*d));
             d->magic = DEVICE_MAGIC;
             d->index = g_count++;
-            d->repeat = 1;
+            d->trace.repeat = 1;
             d->energy_supported = d->instant_supported = d->power_usage_supported = 1;
             d->architecture = 9;
             d->power_limit_mw = 700000;
-            step_i = 0;
         } else if (d == NULL) {
             continue;
-        } else if (strcmp(key, "name") == 0) copy_value(d->name, val);
-        else if (strcmp(key, "uuid") == 0) copy_value(d->uuid, val);
-        else if (strcmp(key, "pci_bus_id") == 0) copy_value(d->pci_bus_id, val);
+        } else if (strcmp(key, "name") == 0) copy_value(d->name, val, STR_LEN);
+        else if (strcmp(key, "uuid") == 0) copy_value(d->uuid, val, STR_LEN);
+        else if (strcmp(key, "pci_bus_id") == 0) copy_value(d->pci_bus_id, val, STR_LEN);
         else if (strcmp(key, "pci_device_id") == 0) d->pci_device_id = (unsigned)strtoul(val, NULL, 0);
         else if (strcmp(key, "architecture") == 0) d->architecture = (unsigned)strtoul(val, NULL, 0);
         else if (strcmp(key, "power_limit_mw") == 0) d->power_limit_mw = (unsigned)strtoul(val, NULL, 0);
@@ -314,26 +245,11 @@ static nvmlReturn_t load_config(void) {
         else if (strcmp(key, "power_usage_supported") == 0) d->power_usage_supported = atoi(val);
         else if (strcmp(key, "energy_offset_mj") == 0) d->energy_offset_mj = strtod(val, NULL);
         else if (strcmp(key, "counter_step_s") == 0) d->counter_step_s = strtod(val, NULL);
-        else if (strcmp(key, "t0") == 0) d->t0 = strtod(val, NULL);
-        else if (strcmp(key, "repeat") == 0) d->repeat = atoi(val);
-        else if (strcmp(key, "steps") == 0) {
-            int n = atoi(val);
-            if (n < 1) n = 1;
-            d->n_steps = 0;
-            d->durations = calloc((size_t)n, sizeof(double));
-            d->powers = calloc((size_t)n, sizeof(double));
-            d->starts = calloc((size_t)n, sizeof(double));
-            d->cum_j = calloc((size_t)n, sizeof(double));
-            step_i = n;
-        } else if (strcmp(key, "step") == 0) {
-            if (d->durations && d->n_steps < step_i) {
-                char *end = NULL;
-                d->durations[d->n_steps] = strtod(val, &end);
-                d->powers[d->n_steps] = strtod(end, NULL);
-                d->n_steps++;
-                if (d->n_steps == step_i) finish_trace(d);
-            }
-        } else if (strcmp(key, "process") == 0) {
+        else if (strcmp(key, "t0") == 0) d->trace.t0 = strtod(val, NULL);
+        else if (strcmp(key, "repeat") == 0) d->trace.repeat = atoi(val);
+        else if (strcmp(key, "steps") == 0) trace_alloc(&d->trace, atoi(val));
+        else if (strcmp(key, "step") == 0) trace_add_step(&d->trace, val);
+        else if (strcmp(key, "process") == 0) {
             if (d->n_procs < MAX_PROCS) {
                 char *end = NULL;
                 d->proc_pid[d->n_procs] = (unsigned)strtoul(val, &end, 10);
@@ -361,7 +277,7 @@ static nvmlReturn_t load_config(void) {
                 m->is_mig = 1;
                 m->parent = d;
                 m->index = d->n_mig;
-                copy_value(m->uuid, val);
+                copy_value(m->uuid, val, STR_LEN);
                 d->mig[d->n_mig++] = m;
             }
         }
@@ -369,20 +285,7 @@ static nvmlReturn_t load_config(void) {
     fclose(f);
     for (int i = 0; i < g_count; i++) {
         fake_device_t *g = &g_devices[i];
-        if (g->n_steps == 0) {
-            /* A board without a trace draws nothing. */
-            free(g->durations);
-            free(g->powers);
-            free(g->starts);
-            free(g->cum_j);
-            g->durations = calloc(1, sizeof(double));
-            g->powers = calloc(1, sizeof(double));
-            g->starts = calloc(1, sizeof(double));
-            g->cum_j = calloc(1, sizeof(double));
-            g->durations[0] = 3600.0;
-            g->n_steps = 1;
-            finish_trace(g);
-        }
+        trace_default(&g->trace);
         for (int k = 0; k < g->n_mig; k++) {
             fake_device_t *m = g->mig[k];
             snprintf(m->name, STR_LEN, "%s MIG slice", g->name);
@@ -652,9 +555,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *h, unsigned long l
     const fake_device_t *d = h;
     if (d->is_mig) return NVML_ERROR_NOT_SUPPORTED;
     if (!d->energy_supported) return NVML_ERROR_NOT_SUPPORTED;
-    if (d->counter_step_s > 0 && t > d->t0)
-        t = d->t0 + floor((t - d->t0) / d->counter_step_s) * d->counter_step_s;
-    *energy = (unsigned long long)floor(d->energy_offset_mj + trace_cumulative_j(d, t) * 1000.0);
+    t = trace_quantise(&d->trace, t, d->counter_step_s);
+    *energy = (unsigned long long)floor(d->energy_offset_mj + trace_cumulative_j(&d->trace, t) * 1000.0);
     return NVML_SUCCESS;
 }
 
@@ -668,9 +570,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(void *h, unsigned int *power) {
     if (d->is_mig) return NVML_ERROR_NOT_SUPPORTED;
     if (!d->power_usage_supported) return NVML_ERROR_NOT_SUPPORTED;
     /* Trailing 1 s average, refreshed every 100 ms (on the trace's own grid). */
-    double refreshed = t;
-    if (t > d->t0) refreshed = d->t0 + floor((t - d->t0) / 0.1) * 0.1;
-    double avg_w = trace_cumulative_j(d, refreshed) - trace_cumulative_j(d, refreshed - 1.0);
+    double avg_w = trace_average_w(&d->trace, t, 1.0, 0.1);
     *power = (unsigned int)llround(avg_w * 1000.0);
     return NVML_SUCCESS;
 }
@@ -697,7 +597,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(void *h, int count, nvmlFieldValue_
             v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
         } else {
             v->nvmlReturn = NVML_SUCCESS;
-            v->value.uiVal = (unsigned int)llround(trace_power_w(d, t) * 1000.0);
+            v->value.uiVal = (unsigned int)llround(trace_power_w(&d->trace, t) * 1000.0);
         }
     }
     return NVML_SUCCESS;

@@ -1,6 +1,7 @@
 """A fake ``libnvidia-ml.so.1`` that the real ``pynvml`` loads, for tests without a GPU.
 
-:class:`FakeNvml` compiles a small C library (``fake_nvml.c``, shipped with this package)
+:class:`FakeNvml` compiles a small C library (``fake_nvml.c`` and the trace code it shares
+with the other emulators, ``fake_trace.c``, both shipped with this package)
 with the system C compiler, caches it under ``~/.cache/greenmeter/`` keyed by a hash of
 the source, and writes a config describing the boards: name, UUID, PCI bus id,
 architecture, a :class:`~greenmeter.testing.PowerTrace` per board, MIG slices, running
@@ -53,15 +54,13 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 import uuid as uuid_mod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
+from greenmeter.testing.cbuild import build_shared_library, cache_root, emulator_source
+from greenmeter.testing.fakelib import FakeLibrary, child_env, status_code
 from greenmeter.testing.trace import PowerTrace
 
 __all__ = [
@@ -118,12 +117,7 @@ class FakeNvmlBuildError(RuntimeError):
 
 
 def _error_code(error: str | int) -> int:
-    if isinstance(error, int):
-        return error
-    try:
-        return ERRORS[error]
-    except KeyError:
-        raise ValueError(f"unknown NVML error {error!r}; use one of {sorted(ERRORS)}") from None
+    return status_code(error, ERRORS, "NVML error")
 
 
 @dataclass(frozen=True)
@@ -212,16 +206,8 @@ def default_uuid(index: int) -> str:
     return f"GPU-{u}"
 
 
-def _cache_root() -> Path:
-    env = os.environ.get("GREENMETER_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "greenmeter"
-
-
 def _source_text() -> bytes:
-    return resources.files("greenmeter.testing").joinpath("fake_nvml.c").read_bytes()
+    return emulator_source("fake_nvml.c").encode()
 
 
 def build_library(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -237,55 +223,16 @@ def build_library(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     source = _source_text()
     digest = hashlib.sha256(source).hexdigest()[:16]
-    root = Path(cache_dir) if cache_dir is not None else _cache_root()
-    out_dir = root / f"fake-nvml-{digest}"
-    lib = out_dir / LIBRARY_NAME
-    if lib.is_file():
-        return lib
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        raise FakeNvmlBuildError(
-            "no C compiler found to build the fake NVML library; install one "
-            "(e.g. `apt-get install gcc`) or set CC"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        src = Path(tmp) / "fake_nvml.c"
-        src.write_bytes(source)
-        tmp_lib = Path(tmp) / LIBRARY_NAME
-        cmd = [
-            compiler,
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-fvisibility=hidden",
-            f"-Wl,-soname,{LIBRARY_NAME}",
-            "-o",
-            str(tmp_lib),
-            str(src),
-            "-lm",
-            "-lpthread",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise FakeNvmlBuildError(
-                f"building the fake NVML library failed ({' '.join(cmd)}):\n{proc.stderr}"
-            )
-        os.replace(tmp_lib, lib)  # atomic: concurrent builders each publish a whole file
-    return lib
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    return build_shared_library(
+        source,
+        root / f"fake-nvml-{digest}" / LIBRARY_NAME,
+        error=FakeNvmlBuildError,
+        what="the fake NVML library",
+    )
 
 
-def _loaded_nvml_paths() -> list[str]:
-    """Paths of any ``libnvidia-ml`` mapped into this process (Linux ``/proc/self/maps``)."""
-    try:
-        text = Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    paths = {line.split()[-1] for line in text.splitlines() if "libnvidia-ml" in line}
-    return sorted(paths)
-
-
-class FakeNvml:
+class FakeNvml(FakeLibrary):
     """Emulated NVIDIA boards behind a fake ``libnvidia-ml.so.1``.
 
     Args:
@@ -300,6 +247,8 @@ class FakeNvml:
 
     The config file lives in a private temporary folder removed by :meth:`close`.
     """
+
+    config_env = CONFIG_ENV
 
     def __init__(
         self,
@@ -321,10 +270,7 @@ class FakeNvml:
         self.cuda_driver_version = cuda_driver_version
         self.init_error = None if init_error is None else _error_code(init_error)
         self.library_path: Path = build_library(cache_dir)
-        self._dir = Path(tempfile.mkdtemp(prefix="greenmeter-fake-nvml-"))
-        self.config_path: Path = self._dir / "config.txt"
-        self._installed = False
-        self._previous_env: str | None = None
+        self._make_folder("greenmeter-fake-nvml-")
         self.write_config()
 
     # -- identity helpers ----------------------------------------------------------------
@@ -391,12 +337,6 @@ class FakeNvml:
             lines += [f"mig {u}" for u in g.mig_uuids]
         return "\n".join(lines) + "\n"
 
-    def write_config(self) -> Path:
-        """(Re)write the config file atomically; a later ``nvmlInit`` reads it."""
-        from greenmeter.files import write_file
-
-        return write_file(self.config_path, self.config_text())
-
     def env(self) -> dict[str, str]:
         """Environment variables that make a *child* process load this fake library.
 
@@ -419,49 +359,9 @@ class FakeNvml:
         Raises:
             RuntimeError: A different NVIDIA library is already loaded in this process.
         """
-        foreign = [p for p in _loaded_nvml_paths() if Path(p) != self.library_path]
-        if foreign:
-            raise RuntimeError(
-                f"another NVIDIA management library is already loaded in this process "
-                f"({', '.join(foreign)}); install FakeNvml before anything initialises NVML, "
-                f"or run the code under test in a subprocess with env=FakeNvml.env()"
-            )
+        self._refuse_foreign(
+            "libnvidia-ml", "NVIDIA management library", "anything initialises NVML"
+        )
         ctypes.CDLL(str(self.library_path), mode=ctypes.RTLD_GLOBAL)
-        self._previous_env = os.environ.get(CONFIG_ENV)
-        os.environ[CONFIG_ENV] = str(self.config_path)
-        self._installed = True
+        self._set_env({CONFIG_ENV: str(self.config_path)})
         return self
-
-    def uninstall(self) -> None:
-        """Stop serving this config in this process (the library itself stays loaded).
-
-        A later ``nvmlInit`` without another installed :class:`FakeNvml` fails with
-        ``NVML_ERROR_DRIVER_NOT_LOADED``, like a machine without an NVIDIA driver.
-        """
-        if not self._installed:
-            return
-        if os.environ.get(CONFIG_ENV) == str(self.config_path):
-            if self._previous_env is None:
-                os.environ.pop(CONFIG_ENV, None)
-            else:
-                os.environ[CONFIG_ENV] = self._previous_env
-        self._installed = False
-
-    def close(self) -> None:
-        """Uninstall and remove the config folder. Idempotent."""
-        self.uninstall()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> FakeNvml:
-        return self.install()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"FakeNvml(gpus={len(self.gpus)}, library={str(self.library_path)!r})"
-
-
-def child_env(fake: FakeNvml, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default ``os.environ``) merged with :meth:`FakeNvml.env`."""
-    return {**(os.environ if base is None else base), **fake.env()}

@@ -73,6 +73,10 @@ Faults for reliability tests:
 The updater process exits on :meth:`close`, on leaving the ``with`` block, and by itself
 when the parent process dies (it watches its stdin pipe and the parent pid); if the
 tree lives in a directory the emulator created, the orphaned updater removes it.
+
+Size: about 800 lines, kept in one module because the tree builder, the updater
+process (started with this very file as its program) and the fault controls share the
+zone layout and the control protocol.
 """
 
 from __future__ import annotations
