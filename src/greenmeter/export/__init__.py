@@ -6,8 +6,8 @@ an exporter object or one of these specs (several separated by commas):
 
 * ``prometheus``: a scrape endpoint on ``127.0.0.1:9464``; ``prometheus:PORT`` or
   ``prometheus:ADDR:PORT`` to choose (``prometheus:0.0.0.0:9464`` for every interface);
-* ``pushgateway:URL``: push to a Prometheus Pushgateway every 15 s and at the end (for
-  batch jobs that a scraper would miss);
+* ``pushgateway:URL`` (or ``prometheus+push:URL``): push to a Prometheus Pushgateway
+  every 15 s and at the end (for batch jobs that a scraper would miss);
 * ``otel`` (or ``opentelemetry``): OpenTelemetry observable instruments on the
   application's global ``MeterProvider``.
 
@@ -35,7 +35,7 @@ __all__ = [
 
 #: Environment variable holding export specs (comma-separated).
 EXPORT_ENV = "GREENMETER_EXPORT"
-_KINDS = ("prometheus", "pushgateway", "otel", "opentelemetry")
+_KINDS = ("prometheus", "pushgateway", "prometheus+push", "otel", "opentelemetry")
 
 
 def _one(spec: str) -> Exporter:
@@ -53,7 +53,7 @@ def _one(spec: str) -> Exporter:
                 "prometheus:0.0.0.0:9464"
             )
         return PrometheusExporter(int(port), addr=addr.strip("[]") or "127.0.0.1")
-    if kind == "pushgateway":
+    if kind in ("pushgateway", "prometheus+push"):
         from greenmeter.export.prometheus import PrometheusExporter
 
         if not rest.startswith(("http://", "https://")):
