@@ -5,6 +5,7 @@ against the meter's own figures; failures are one warning and the run goes on.""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import textwrap
@@ -231,6 +232,28 @@ def test_the_training_thread_never_waits_for_a_slow_scrape(monkeypatch) -> None:
                 pass
         assert time.monotonic() - t < 0.9  # far below the scrape's 1 s
         scraper.join(5)
+
+
+def test_no_client_library_is_imported_unless_an_export_starts() -> None:
+    import subprocess
+
+    code = textwrap.dedent(
+        """
+        import sys
+        from greenmeter import EnergyMeter
+        from greenmeter.testing import PowerTrace
+        from greenmeter.testing.sensors import TraceSensor
+        with EnergyMeter([TraceSensor({"t:c": PowerTrace.constant(1.0)})], carbon=False):
+            pass
+        print(sorted(m for m in sys.modules if m.startswith(("prometheus", "opentelemetry"))))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENMETER_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 # -- the environment and the config file -------------------------------------------------
