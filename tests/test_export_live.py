@@ -4,15 +4,18 @@ against the meter's own figures; failures are one warning and the run goes on.""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -176,6 +179,51 @@ def test_opentelemetry_in_memory_reader_gets_the_meter_figures(rapl) -> None:
     provider.shutdown()
 
 
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_PUT(self) -> None:
+        _Gateway.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.send_response(200)
+        self.end_headers()
+
+    do_POST = do_PUT
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_pushgateway_gets_the_final_figures_of_the_report(rapl) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Gateway.bodies.clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        meter = EnergyMeter(powercap_root=rapl.root, gpu=False, carbon=False,
+                            export=f"prometheus+push:{url}")  # fmt: skip
+        with meter, meter.phase("train"):
+            time.sleep(0.2)
+        snap = meter.snapshot()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(_Gateway.bodies) >= 2  # one at the start, one at the end
+    families = {f.name: f for f in text_string_to_metric_families(_Gateway.bodies[-1].decode())}
+    energy = {s.labels["component"]: s.value for s in families["greenmeter_energy_joules"].samples}
+    assert energy == pytest.approx(snap.energy_j, rel=1e-9)
+
+
+def test_an_unreachable_pushgateway_is_one_warning_naming_the_fix(tmp_path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    with pytest.warns(ExportWarning, match="check that the Pushgateway runs") as got:
+        with _traced(export=f"pushgateway:{url}", report_path=tmp_path / "r.json") as meter:
+            with meter.phase("train"):
+                time.sleep(0.2)
+    assert len([w for w in got if issubclass(w.category, ExportWarning)]) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["status"] == "complete"
+
+
 def test_a_bad_spec_in_code_raises_before_anything_starts() -> None:
     with pytest.raises(ValueError, match="did you mean 'prometheus'"):
         _traced(export="prometheus-endpoint")
@@ -221,8 +269,6 @@ def test_the_training_thread_never_waits_for_a_slow_scrape(monkeypatch) -> None:
     monkeypatch.setattr(LiveFigures, "snapshot", snapshot)
     with _traced(export="prometheus:0", sample_interval_s=0.01) as meter:
         port = meter.exporters[0].port
-        import threading
-
         scraper = threading.Thread(target=scrape, args=(port,), daemon=True)
         scraper.start()
         time.sleep(0.05)

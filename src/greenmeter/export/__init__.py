@@ -7,7 +7,7 @@ an exporter object or one of these specs (several separated by commas):
 * ``prometheus``: a scrape endpoint on ``127.0.0.1:9464``; ``prometheus:PORT`` or
   ``prometheus:ADDR:PORT`` to choose (``prometheus:0.0.0.0:9464`` for every interface);
 * ``pushgateway:URL`` (or ``prometheus+push:URL``): push to a Prometheus Pushgateway
-  every 15 s and at the end (for batch jobs that a scraper would miss);
+  at the start, every 15 s and at the end (for batch jobs that a scraper would miss);
 * ``otel`` (or ``opentelemetry``): OpenTelemetry observable instruments on the
   application's global ``MeterProvider``.
 

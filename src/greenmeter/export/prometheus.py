@@ -106,8 +106,8 @@ class PrometheusExporter(Exporter):
         port: Scrape port (default 9464; 0 picks a free one, see :attr:`port`). Ignored
             with ``push_url``.
         addr: Address to bind (default ``127.0.0.1``: this machine only).
-        push_url: A Pushgateway URL (``http://host:9091``): push every ``push_interval_s``
-            and once more when the run ends, instead of serving.
+        push_url: A Pushgateway URL (``http://host:9091``): push at the start, every
+            ``push_interval_s`` and once more when the run ends, instead of serving.
         push_interval_s: Seconds between pushes.
         job: The Pushgateway job name.
         timeout_s: Longest wait for one push (seconds).
@@ -181,6 +181,7 @@ class PrometheusExporter(Exporter):
         return self.figures.run if self.figures is not None else "unknown"
 
     def _push_loop(self) -> None:
+        self._guard(self._push, "push")  # at once: a wrong URL is said at the start
         while not self._stop.wait(self.push_interval_s):
             self._guard(self._push, "push")
 
@@ -200,6 +201,7 @@ class PrometheusExporter(Exporter):
         except Exception as exc:
             self.warn_once(
                 "export.unreachable",
-                f"Prometheus {what} to {self.push_url} failed: {exc}; the run goes on and "
-                "the report keeps every figure",
+                f"Prometheus {what} to {self.push_url} failed: {exc}; check that the "
+                "Pushgateway runs and the URL is right (export='pushgateway:URL'); the run "
+                "goes on and the report keeps every figure",
             )
