@@ -48,6 +48,8 @@ from greenmeter.run import Run
 from greenmeter.sensors.base import ComponentInfo, Sensor, Unavailable
 
 if TYPE_CHECKING:
+    from greenmeter.export.base import Exporter
+    from greenmeter.export.live import LiveExport
     from greenmeter.report import Report
 
 __all__ = [
@@ -159,7 +161,7 @@ class EnergyMeter:
 
             parse_export(export)  # a bad spec raises here, not at start
         self._export_arg = export
-        self._live: Any = None
+        self._live: LiveExport | None = None
         #: Extra arguments for every report of this run (``model=``, ``status=``...).
         self.report_kwargs: dict[str, Any] = {}
         self.run = Run(
@@ -408,7 +410,7 @@ class EnergyMeter:
         return self.core.total_energy_j
 
     @property
-    def exporters(self) -> list[Any]:
+    def exporters(self) -> list[Exporter]:
         """The live exporters publishing this run (those that started; empty after stop)."""
         return list(self._live.exporters) if self._live is not None else []
 

@@ -148,6 +148,7 @@ class PrometheusExporter(Exporter):
 
     def _start(self, figures: LiveFigures) -> None:
         client = _client()
+        self._stop = threading.Event()  # an exporter may serve one meter after another
         self._registry = client.CollectorRegistry(auto_describe=False)
         self._registry.register(_Collector(figures))
         if self.push_url:
