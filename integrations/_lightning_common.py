@@ -300,6 +300,10 @@ class GreenMeterCallbackCore:
         checkpoint_interval_s: Also write an in-progress report (status ``running``)
             about this often, seconds, between batches (rank 0 to ``report_path``,
             other ranks to ``<name>.rank-N.json``); None disables.
+        export: Live metrics of a created meter (``"prometheus:9464"``,
+            ``"pushgateway:URL"``, ``"otel"`` or an exporter); see
+            :mod:`greenmeter.export`. None: ``$GREENMETER_EXPORT`` or the config file.
+            Each local rank serves a Prometheus spec on ``PORT + LOCAL_RANK``.
         **meter_kwargs: Further :class:`~greenmeter.EnergyMeter` arguments.
 
     Distributed runs: every rank measures; the host's CPU package and DRAM are counted
@@ -325,6 +329,7 @@ class GreenMeterCallbackCore:
         gpus: Sequence[int | str] | None = None,
         run_name: str | None = None,
         checkpoint_interval_s: float | None = None,
+        export: Any = None,
         **meter_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -358,6 +363,8 @@ class GreenMeterCallbackCore:
         self.run_name = run_name
         self.checkpoint_interval_s = checkpoint_interval_s
         self._meter_kwargs: dict[str, Any] = dict(meter_kwargs)
+        if export is not None:
+            self._meter_kwargs["export"] = export
         self._sensors = list(sensors) if sensors is not None else None
         self._powercap_root = powercap_root
         self._gpus = list(gpus) if gpus is not None else None

@@ -82,6 +82,9 @@ class GreenMeterTrainerCallback(TrainerCallback):
         report_kwargs: More arguments for ``meter.report()``.
         meter_kwargs: Arguments for the :class:`~greenmeter.meter.EnergyMeter` the
             callback creates when ``meter`` is None.
+        export: Live metrics of a created meter (``"prometheus:9464"``,
+            ``"pushgateway:URL"``, ``"otel"`` or an exporter); see
+            :mod:`greenmeter.export`. None: ``$GREENMETER_EXPORT`` or the config file.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class GreenMeterTrainerCallback(TrainerCallback):
         model_info: bool = True,
         report_kwargs: Mapping[str, Any] | None = None,
         meter_kwargs: Mapping[str, Any] | None = None,
+        export: Any = None,
     ) -> None:
         self.meter: EnergyMeter | None = meter
         self.report_path = Path(report_path) if report_path is not None else None
@@ -102,6 +106,8 @@ class GreenMeterTrainerCallback(TrainerCallback):
         self.model_info = model_info
         self.report_kwargs = dict(report_kwargs or {})
         self.meter_kwargs = dict(meter_kwargs or {})
+        if export is not None:
+            self.meter_kwargs["export"] = export
         self._owned = meter is None
         self.trainer: Any = None
         self._fit: PhaseHandle | None = None

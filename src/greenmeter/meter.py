@@ -4,8 +4,9 @@
 reads, the sampler: it only measures) with :class:`greenmeter.run.Run` (report path,
 checkpoints, carbon, signals and exit). It also reads the settings a user gives through
 the environment (``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``GREENMETER_TAGS``,
-``GREENMETER_ESTIMATE_SCOPE``) and the config file, and forwards phases to a parent
-``greenmeter run`` (``GREENMETER_CHANNEL``).
+``GREENMETER_ESTIMATE_SCOPE``, ``GREENMETER_EXPORT``) and the config file, forwards
+phases to a parent ``greenmeter run`` (``GREENMETER_CHANNEL``) and publishes live
+metrics (:mod:`greenmeter.export`).
 
 Example:
     >>> from greenmeter import EnergyMeter
@@ -47,6 +48,8 @@ from greenmeter.run import Run
 from greenmeter.sensors.base import ComponentInfo, Sensor, Unavailable
 
 if TYPE_CHECKING:
+    from greenmeter.export.base import Exporter
+    from greenmeter.export.live import LiveExport
     from greenmeter.report import Report
 
 __all__ = [
@@ -106,9 +109,16 @@ class EnergyMeter:
         tags: Run labels (``{"experiment": "ablation", "seed": 3}``), added to
             ``$GREENMETER_TAGS`` (``key=value,key=value``); see
             :mod:`greenmeter.report.tags` for the rules.
+        export: Publish live metrics while the run goes on: a spec such as
+            ``"prometheus"`` (scrape endpoint on 127.0.0.1:9464), ``"prometheus:PORT"``,
+            ``"pushgateway:http://host:9091"`` or ``"otel"`` (several separated by
+            commas), an :class:`greenmeter.export.Exporter`, or a list of them; default
+            ``$GREENMETER_EXPORT``, else the config file's ``export``, else none. See
+            :mod:`greenmeter.export`; a failing exporter is a warning, never an error.
 
     Raises:
-        ValueError: an argument is out of range; bad ``tags`` raise
+        ValueError: an argument is out of range or ``export`` is not a valid spec; bad
+            ``tags`` raise
             :class:`greenmeter.report.tags.TagError` (a ValueError) naming the tag.
     """
 
@@ -134,6 +144,7 @@ class EnergyMeter:
         handle_signals: bool = True,
         estimate_scope: str | None = None,
         tags: Any = None,
+        export: Any = None,
     ) -> None:
         self.rank = rank if rank is not None else (env_int("RANK") or 0)
         self.local_rank = local_rank if local_rank is not None else (env_int("LOCAL_RANK") or 0)
@@ -145,6 +156,12 @@ class EnergyMeter:
             resolve_estimate_scope(estimate_scope)  # a bad value raises here, not at start
         self._estimate_scope_arg = estimate_scope
         self._estimate_scope: tuple[str, str] | None = None
+        if export is not None:
+            from greenmeter.export import parse_export
+
+            parse_export(export)  # a bad spec raises here, not at start
+        self._export_arg = export
+        self._live: LiveExport | None = None
         #: Extra arguments for every report of this run (``model=``, ``status=``...).
         self.report_kwargs: dict[str, Any] = {}
         self.run = Run(
@@ -272,6 +289,9 @@ class EnergyMeter:
             after_boundary=self.core.after_boundary_in_main,
             handle_signals=self.handle_signals,
         )
+        from greenmeter.export.live import start_for_meter
+
+        self._live = start_for_meter(self, self._export_arg)
         return self
 
     def stop(self) -> MeterSnapshot:
@@ -288,6 +308,8 @@ class EnergyMeter:
                 self.run.finish(snapshot)
             else:
                 self.run.close()
+            if self._live is not None:  # the final figures, then ports released
+                self._live.stop(snapshot.ended_mono, snapshot.energy_j)
         return snapshot
 
     def _stop_at_exit(self, status: str) -> None:
@@ -386,6 +408,11 @@ class EnergyMeter:
     def total_energy_j(self) -> float:
         """Energy in joules since start, summed over components (reads the counters)."""
         return self.core.total_energy_j
+
+    @property
+    def exporters(self) -> list[Exporter]:
+        """The live exporters publishing this run (those that started; empty after stop)."""
+        return list(self._live.exporters) if self._live is not None else []
 
     @property
     def running(self) -> bool:

@@ -111,6 +111,9 @@ class RunOptions:
             ``"process"``, which covers the command and its children).
         epochs: Expected number of training epochs, for the live projection.
         include_command / include_git: Record the command line / git state.
+        export: Live metrics specs (``prometheus:9464``, ``pushgateway:URL``, ``otel``;
+            see :mod:`greenmeter.export`); None: ``$GREENMETER_EXPORT`` or the config
+            file's ``export``.
     """
 
     command: list[str]
@@ -131,6 +134,7 @@ class RunOptions:
     epochs: int | None = None
     include_command: bool = True
     include_git: bool = True
+    export: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -408,6 +412,7 @@ def run(options: RunOptions, *, stderr: TextIO | None = None) -> int:
             checkpoint_interval_s=options.checkpoint_interval_s,
             handle_signals=False,  # the runner forwards signals to the command itself
             estimate_scope=options.estimate_scope,
+            export=options.export,
         )
     except ValueError as exc:
         raise RunError(str(exc)) from None
@@ -444,6 +449,9 @@ def _measure(
             meter.start()
         except Exception as exc:
             raise RunError(f"could not start measuring: {exc}", EXIT_REPORT_FAILED) from exc
+        if not options.quiet:
+            for exporter in meter.exporters:
+                err.write(f"greenmeter: live metrics: {exporter.describe()}\n")
         display: LiveDisplay | None = None
         try:
             tracker = EpochTracker(lambda: meter.total_energy_j)

@@ -49,7 +49,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 #: Keys other parts of greenmeter read from ``[tool.greenmeter]`` / ``greenmeter.toml``
 #: besides the carbon settings (the measurement settings); any other key is an error.
-OTHER_FILE_KEYS: frozenset[str] = frozenset({"estimate_scope"})
+OTHER_FILE_KEYS: frozenset[str] = frozenset({"estimate_scope", "export"})
 
 #: Settings refused in config files, with the reason and where to set them instead.
 FILE_REFUSED: dict[str, str] = {

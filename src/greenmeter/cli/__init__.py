@@ -196,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="expected number of training epochs, to project the run's total energy",
     )
+    d.add_argument(
+        "--export",
+        metavar="SPEC",
+        help="publish live metrics while CMD runs: prometheus[:PORT] (scrape endpoint, "
+        "default 127.0.0.1:9464), pushgateway:URL or otel; comma-separated for several "
+        "(default: $GREENMETER_EXPORT)",
+    )
     r = run.add_argument_group("report")
     r.add_argument(
         "--checkpoint-interval",

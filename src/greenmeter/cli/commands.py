@@ -161,6 +161,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(
             "no command to run; put it after `--`, e.g. `greenmeter run -- python train.py`"
         )
+    if args.export is not None:
+        from greenmeter.export import parse_export
+
+        try:
+            parse_export(args.export)  # checked before the command starts
+        except ValueError as exc:
+            raise CliError(f"--export: {exc}") from None
     options = RunOptions(
         command=command,
         output=Path(args.output),
@@ -177,6 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         include_command=not args.no_command,
         include_git=not args.no_git,
+        export=args.export,
     )
     try:
         return run(options)
