@@ -322,6 +322,68 @@ def test_no_sampler_thread_outlives_its_trainer(tmp_path: Path) -> None:
     assert sampler_threads() == before
 
 
+@pytest.mark.parametrize("val_batches", [0, 1])
+def test_checkpoint_saves_are_their_own_phase(tmp_path: Path, val_batches: int) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    trace = make_trace()
+    cb = make_callback(trace, tmp_path)
+    # without validation ModelCheckpoint saves in on_train_epoch_end, else on_validation_end
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer = make_trainer(
+        callbacks=[cb, ckpt], limit_train_batches=3, limit_val_batches=val_batches,
+        enable_checkpointing=True, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(Tiny(), loader(), loader())
+    assert len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 2
+    assert_exact(cb, trace)
+    recs = records(cb)
+    saves, train = recs["fit/checkpoint"], recs["fit/train"]
+    assert cb.last_report is not None
+    assert cb.last_report.phase("fit/checkpoint").count == 2
+    assert overlap_s(saves.intervals_mono, train.intervals_mono) == pytest.approx(0.0, abs=1e-9)
+    assert covered_by(saves.intervals_mono, recs["fit"].intervals_mono)
+    # the saves are outside train, so the epochs add up to train
+    epochs_j = sum(recs[f"fit/train/epoch-{e}"].total_energy_j for e in (0, 1))
+    assert train.total_energy_j * 0.95 <= epochs_j <= train.total_energy_j + 1e-9
+    assert [cb.last_report.phase(f"fit/train/epoch-{e}").count for e in (0, 1)] == [1, 1]
+    assert "save_checkpoint" not in vars(trainer)  # the bracket is gone after the stage
+
+
+def closing_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("greenmeter: energy")]
+
+
+def test_estimate_scope_tags_and_one_closing_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("GREENMETER_ESTIMATE_SCOPE", "GREENMETER_TAGS", "GREENMETER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "r.json"
+    # no powercap tree, no GPU: the CPU and memory are estimated
+    cb = GreenMeterCallback(
+        report_path=path, powercap_root=tmp_path / "no-powercap", estimate_scope="machine",
+        tags={"experiment": "ablation", "seed": 3},
+    )  # fmt: skip
+    trainer = make_trainer(callbacks=[cb], max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    capfd.readouterr()
+    trainer.fit(Tiny(), loader())
+    (line,) = closing_lines(capfd.readouterr().err)
+    assert f"report: {path}" in line
+    assert "estimate (machine scope)" in line
+    report = Report.load(path)
+    assert report.tags == {"experiment": "ablation", "seed": "3"}
+    assert report.extra["estimate_scope"] == "machine"
+    assert {c.method for c in report.components} == {"estimated"}
+
+    quiet = GreenMeterCallback(report_path=tmp_path / "q.json", verbose=False, sensors=[])
+    trainer = make_trainer(callbacks=[quiet], max_epochs=1, limit_train_batches=1)
+    trainer.fit(Tiny(), loader())
+    assert closing_lines(capfd.readouterr().err) == []
+    with pytest.raises(ValueError, match="estimate_scope"):
+        GreenMeterCallback(estimate_scope="galaxy")
+
+
 def test_early_stopping_and_limit_batches(tmp_path: Path) -> None:
     from lightning.pytorch.callbacks import EarlyStopping
 
