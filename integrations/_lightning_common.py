@@ -45,7 +45,6 @@ from greenmeter.integrations._lightning_parts import (
     STATE_VERSION,
     CallbackBase,
     GreenMeterWarning,
-    Slot,
     guarded,
 )
 from greenmeter.integrations._lightning_phases import PhasesMixin, stage_hooks
@@ -65,8 +64,6 @@ __all__ = [
     "fold_segments",
     "segment_summary",
 ]
-
-_SLOTS = ("fit", "sanity", "train", "epoch", "window", "validate", "checkpoint", "test", "predict")
 
 
 class GreenMeterCallbackCore(PhasesMixin, ReportsMixin, LoggingMixin, CallbackBase):
@@ -207,22 +204,6 @@ class GreenMeterCallbackCore(PhasesMixin, ReportsMixin, LoggingMixin, CallbackBa
         self._counts: dict[tuple[str, ...], int] = {}
         if meter is not None:
             self._new_meter_id()
-
-    def _init_runtime(self) -> None:
-        self._slots: dict[str, Slot | None] = dict.fromkeys(_SLOTS)
-        self._paused: dict[str, str] = {}
-        self._fit_paused = False
-        self._train_entered = False
-        self._train_handle: Any = None
-        self._last_global_step = 0
-        self._checkpoints_for: int | None = None  # id() of the meter checkpointing
-        self._stage_status: dict[str, str] = {}
-        self._models: dict[str, dict[str, Any]] = {}
-        self._notes: dict[str, str] = {}
-        self._warned: set[str] = set()
-        self._sync_installed = False
-        self._rank = 0
-        self._world_size = 1
 
     # -- properties -------------------------------------------------------------------
 

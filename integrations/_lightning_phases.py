@@ -87,6 +87,23 @@ class PhasesMixin:
     _schedule_checkpoints: Callable[[EnergyMeter], None]
     _load_base: Callable[[], None]
 
+    def _init_runtime(self) -> None:
+        """The per-process state: open slots, stage statuses, rank (none crosses a spawn)."""
+        self._slots: dict[str, Slot | None] = dict.fromkeys(("fit", *_ALL_SLOTS))
+        self._paused: dict[str, str] = {}
+        self._fit_paused = False
+        self._train_entered = False
+        self._train_handle: Any = None
+        self._last_global_step = 0
+        self._checkpoints_for: int | None = None  # id() of the meter checkpointing
+        self._stage_status: dict[str, str] = {}
+        self._models: dict[str, dict[str, Any]] = {}
+        self._notes: dict[str, str] = {}
+        self._warned: set[str] = set()
+        self._sync_installed = False
+        self._rank = 0
+        self._world_size = 1
+
     # -- the meter ------------------------------------------------------------------------
 
     def _ensure_meter(self, trainer: Any) -> EnergyMeter:
