@@ -12,6 +12,7 @@ import csv
 import importlib
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -166,7 +167,13 @@ def test_fit_phases_match_trace_with_mid_epoch_validation(tmp_path: Path) -> Non
     )
     # validation after 3 and 6 batches, two epochs: 4 runs, train paused during each
     assert val.count == 4
-    assert train.count == 5  # opened once, then reopened after each of the 4 validations
+    report = cb.last_report
+    assert report is not None
+    # counts are logical: train paused by each validation is still one train per fit, and
+    # each epoch one entry (no zero-length reopen after the epoch's last validation)
+    assert report.phase("fit/train").count == 1
+    assert [report.phase(f"fit/train/epoch-{e}").count for e in (0, 1)] == [1, 1]
+    assert report.phase("fit/validate").count == 4
     assert overlap_s(train.intervals_mono, val.intervals_mono) == pytest.approx(0.0, abs=1e-9)
     assert covered_by(train.intervals_mono + val.intervals_mono, fit.intervals_mono)
     # the sanity check is its own top-level phase, outside fit's time and energy
@@ -182,11 +189,17 @@ def test_fit_phases_match_trace_with_mid_epoch_validation(tmp_path: Path) -> Non
         assert all(w.kind == "window" and w.steps == 2 for w in windows)
         assert sum(w.total_energy_j for w in windows) <= epoch.total_energy_j + 1e-9
 
-    # items: batches of 8, 6 train batches x 2 epochs, 2 val batches x 4 runs
+    # the epochs are train's time (train is open only with an epoch): their energies add
+    # up to train's but for the instants between two phase boundaries
+    epochs_j = sum(recs[f"fit/train/epoch-{e}"].total_energy_j for e in (0, 1))
+    assert train.total_energy_j * 0.95 <= epochs_j <= train.total_energy_j + 1e-9
+
+    # items: batches of 8, 6 train batches x 2 epochs, 2 val batches x 4 runs; steps are
+    # optimizer steps (one per training batch here), none in evaluation
     assert (train.samples, train.steps) == (6 * 2 * BATCH, 12)
     assert (recs["fit/train/epoch-1"].samples, recs["fit/train/epoch-1"].steps) == (48, 6)
-    assert (val.samples, val.steps) == (4 * 2 * BATCH, 8)
-    assert (sanity.samples, sanity.steps) == (BATCH, 1)
+    assert (val.samples, val.steps) == (4 * 2 * BATCH, None)
+    assert (sanity.samples, sanity.steps) == (BATCH, None)
 
     report = Report.load(tmp_path / "report.json")
     assert report.status == "complete"
@@ -225,6 +238,24 @@ def test_pytorch_lightning_namespace(tmp_path: Path) -> None:
     report = Report.load(tmp_path / "r.json")
     assert report.phase("fit/train").items.steps == 6
     assert report.phase("fit/validate").count == 2
+    assert report.phase("fit/train/epoch-0").count == 1
+
+
+def assert_exact_over(meters: list[Any], trace: PowerTrace, report: Report) -> None:
+    """Each stage's meter is exact against the trace, and the run's report holds, per
+    phase, the sum of the stages' figures."""
+    expected: dict[str, float] = {}
+    for meter in meters:
+        for rec in meter.snapshot().phases:
+            assert rec.total_energy_j == pytest.approx(truth_j(trace, rec), rel=1e-9, abs=1e-9)
+            path = "/".join(rec.path)
+            expected[path] = expected.get(path, 0.0) + rec.total_energy_j
+    for path, energy_j in expected.items():
+        assert report.phase(path).it_energy_j == pytest.approx(energy_j, rel=1e-9), path
+
+
+def sampler_threads() -> int:
+    return sum(t.name == "greenmeter-sampler" and t.is_alive() for t in threading.enumerate())
 
 
 def test_one_callback_across_fit_test_validate_predict(tmp_path: Path) -> None:
@@ -232,26 +263,32 @@ def test_one_callback_across_fit_test_validate_predict(tmp_path: Path) -> None:
     cb = make_callback(trace, tmp_path)
     trainer = make_trainer(callbacks=[cb], max_epochs=1, limit_train_batches=2, limit_val_batches=1)
     model = Tiny()
+    before = sampler_threads()
     trainer.fit(model, loader(), loader())
-    meter = cb.meter
+    meters = [cb.meter]
+    assert sampler_threads() == before  # the stage's meter stopped at its teardown
     first = Report.load(tmp_path / "report.json")
     assert "test" not in {p.path_str for p in first.iter_phases()}
 
-    trainer.test(model, loader(32))
-    trainer.test(model, loader(16))
+    for n in (32, 16):
+        trainer.test(model, loader(n))
+        meters.append(cb.meter)
     after_test = Report.load(tmp_path / "report.json")
     assert after_test.run_id == first.run_id
     assert after_test.phase("test").count == 2
     assert after_test.phase("test").items.samples == 48
+    assert after_test.phase("fit").it_energy_j == pytest.approx(first.phase("fit").it_energy_j)
 
-    # a second trainer, same callback: still one meter, one report
+    # a second trainer, same callback: still one report
     other = make_trainer(callbacks=[cb], max_epochs=1, limit_val_batches=2)
     other.validate(model, loader())
+    meters.append(cb.meter)
     preds = other.predict(model, loader(24))
+    meters.append(cb.meter)
     assert len(preds) == 3
-    assert cb.meter is meter
-    assert_exact(cb, trace)
+    assert len({id(m) for m in meters}) == 5 and sampler_threads() == before
     report = Report.load(tmp_path / "report.json")
+    assert_exact_over(meters, trace, report)
     assert report.run_id == first.run_id
     top = [p.path_str for p in report.phases]
     assert {"fit", "sanity_check", "test", "validate", "predict"} <= set(top)
@@ -261,6 +298,90 @@ def test_one_callback_across_fit_test_validate_predict(tmp_path: Path) -> None:
     assert report.extra["lightning.stages"] == "fit,test,validate,predict"
     # phases never overlap in time: their energies add up to at most the run's
     assert sum(report.phase(p).it_energy_j for p in top) <= report.totals.it_energy_j + 1e-9
+    # the run's time is the stages' measured time, and its energy theirs
+    stages = [m.snapshot() for m in meters]
+    assert report.totals.it_energy_j == pytest.approx(
+        sum(s.energy_j["trace:cpu"] for s in stages), rel=1e-9
+    )
+    assert report.duration_s == pytest.approx(sum(s.duration_s for s in stages), rel=1e-6)
+
+
+def test_no_sampler_thread_outlives_its_trainer(tmp_path: Path) -> None:
+    import gc
+
+    trace = make_trace()
+    before = sampler_threads()
+    for i in range(6):
+        cb = make_callback(trace, tmp_path, report_path=tmp_path / f"r{i}.json")
+        trainer = make_trainer(
+            callbacks=[cb], max_epochs=1, limit_train_batches=1, limit_val_batches=0
+        )
+        trainer.fit(Tiny(), loader())
+        del trainer, cb
+    gc.collect()
+    assert sampler_threads() == before
+
+
+@pytest.mark.parametrize("val_batches", [0, 1])
+def test_checkpoint_saves_are_their_own_phase(tmp_path: Path, val_batches: int) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    trace = make_trace()
+    cb = make_callback(trace, tmp_path)
+    # without validation ModelCheckpoint saves in on_train_epoch_end, else on_validation_end
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer = make_trainer(
+        callbacks=[cb, ckpt], limit_train_batches=3, limit_val_batches=val_batches,
+        enable_checkpointing=True, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(Tiny(), loader(), loader())
+    assert len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 2
+    assert_exact(cb, trace)
+    recs = records(cb)
+    saves, train = recs["fit/checkpoint"], recs["fit/train"]
+    assert cb.last_report is not None
+    assert cb.last_report.phase("fit/checkpoint").count == 2
+    assert overlap_s(saves.intervals_mono, train.intervals_mono) == pytest.approx(0.0, abs=1e-9)
+    assert covered_by(saves.intervals_mono, recs["fit"].intervals_mono)
+    # the saves are outside train, so the epochs add up to train
+    epochs_j = sum(recs[f"fit/train/epoch-{e}"].total_energy_j for e in (0, 1))
+    assert train.total_energy_j * 0.95 <= epochs_j <= train.total_energy_j + 1e-9
+    assert [cb.last_report.phase(f"fit/train/epoch-{e}").count for e in (0, 1)] == [1, 1]
+    assert "save_checkpoint" not in vars(trainer)  # the bracket is gone after the stage
+
+
+def closing_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("greenmeter: energy")]
+
+
+def test_estimate_scope_tags_and_one_closing_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("GREENMETER_ESTIMATE_SCOPE", "GREENMETER_TAGS", "GREENMETER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "r.json"
+    # no powercap tree, no GPU: the CPU and memory are estimated
+    cb = GreenMeterCallback(
+        report_path=path, powercap_root=tmp_path / "no-powercap", estimate_scope="machine",
+        tags={"experiment": "ablation", "seed": 3},
+    )  # fmt: skip
+    trainer = make_trainer(callbacks=[cb], max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    capfd.readouterr()
+    trainer.fit(Tiny(), loader())
+    (line,) = closing_lines(capfd.readouterr().err)
+    assert f"report: {path}" in line
+    assert "estimate (machine scope)" in line
+    report = Report.load(path)
+    assert report.tags == {"experiment": "ablation", "seed": "3"}
+    assert report.extra["estimate_scope"] == "machine"
+    assert {c.method for c in report.components} == {"estimated"}
+
+    quiet = GreenMeterCallback(report_path=tmp_path / "q.json", verbose=False, sensors=[])
+    trainer = make_trainer(callbacks=[quiet], max_epochs=1, limit_train_batches=1)
+    trainer.fit(Tiny(), loader())
+    assert closing_lines(capfd.readouterr().err) == []
+    with pytest.raises(ValueError, match="estimate_scope"):
+        GreenMeterCallback(estimate_scope="galaxy")
 
 
 def test_early_stopping_and_limit_batches(tmp_path: Path) -> None:
@@ -288,7 +409,7 @@ def test_early_stopping_and_limit_batches(tmp_path: Path) -> None:
     assert_exact(cb, trace)
 
 
-def test_gradient_accumulation_counts_batches_and_optimizer_steps(tmp_path: Path) -> None:
+def test_gradient_accumulation_steps_are_optimizer_steps(tmp_path: Path) -> None:
     trace = make_trace()
     cb = make_callback(trace, tmp_path, window_steps=4)
     trainer = make_trainer(
@@ -299,9 +420,11 @@ def test_gradient_accumulation_counts_batches_and_optimizer_steps(tmp_path: Path
     report = cb.last_report
     assert report is not None
     train = report.phase("fit/train")
-    assert train.items.steps == 8 and train.items.samples == 64
+    # steps are optimizer steps: 8 batches, 4 per step
+    assert train.items.steps == 2 and train.items.samples == 64
     assert train.attrs["optimizer_steps"] == "2"
-    assert report.phase("fit/train/epoch-0/window-1").items.steps == 4
+    assert report.phase("fit/train/epoch-0/window-1").items.steps == 1
+    assert report.phase("fit/train/epoch-0/window-1").items.samples == 4 * BATCH
     assert_exact(cb, trace)
 
 
@@ -479,7 +602,13 @@ def test_resume_from_checkpoint_continues_totals(tmp_path: Path) -> None:
     (earlier_seg,) = report.segments
     assert earlier_seg.it_energy_j == pytest.approx(segment["energy_j"]["trace:cpu"])
     assert earlier_seg.duration_s == pytest.approx(segment["duration_s"])
-    assert earlier_seg.end_utc <= report.start_utc
+    assert earlier_seg.start_utc == report.start_utc and earlier_seg.end_utc <= report.end_utc
+    # duration covers the same segments as the energy: the mean power is the trace's
+    this_s = cb2.meter.snapshot().duration_s
+    assert report.extra["resume.this_duration_s"] == pytest.approx(this_s)
+    assert report.duration_s == pytest.approx(segment["duration_s"] + this_s, rel=1e-9)
+    assert report.totals.duration_s == report.duration_s
+    assert 20.0 <= report.totals.it_energy_j / report.duration_s <= 150.0
     # totals: the earlier segment plus this one's span (at least its fit, at most until now)
     this_segment_j = report.totals.it_energy_j - segment["energy_j"]["trace:cpu"]
     assert recs2["fit"].total_energy_j - 1e-9 <= this_segment_j

@@ -22,11 +22,14 @@ one run:
   over the phases' active intervals. Items (samples, tokens, steps): summed. Count: the
   parts' counts added in proportion to their time not overlapping earlier parts (ranks
   running a phase side by side enter it together), at least the largest. Time: the union
-  of the parts' active intervals, kept between the longest part and the sum of the
-  parts. Latency samples are pooled and the efficiency figures recomputed by the one
-  efficiency function. Peak power: a part's peak adds to the peak so far when its time
-  overlaps earlier parts' (an upper bound: the peaks need not coincide), else the larger
-  counts; never below the mean power. Confidence: the worst of the parts. Device-hours:
+  of the active intervals of the parts whose energy is counted (all parts when none
+  has energy), kept between the longest of them and their sum, so a phase's energy and
+  duration come from the same window (a rank that measures no component, beside the
+  one that measures the host, does not lengthen the phase). Latency samples are
+  pooled and the efficiency figures recomputed by the one efficiency function. Peak
+  power: a part's peak adds to the peak so far when its time overlaps earlier parts'
+  (an upper bound: the peaks need not coincide), else the larger counts; never below
+  the mean power. Confidence: the worst of the parts. Device-hours:
   each device's hours, counted once per instant like its energy. A phase never exceeds
   its parent: where the time weighting leaves a child above its parent, the child is cut
   to its parent's figures (with a warning when that is more than rounding). Intervals
@@ -298,8 +301,11 @@ def _merge_phase(
     it_j = sum(energy.values())
     scale = it_j / sum(raw.values()) if sum(raw.values()) > 0 else 1.0
     part_shares, hours = shares(parts, items, weights, lambda p: p.duration_s, scale)
-    ivs = union(s for sp in spans for s in sp)
-    durations = [p.duration_s for _, p in items]
+    # time from the parts whose energy is counted, so energy / duration is the phase's
+    # mean power (a rank that measures nothing does not stretch the phase)
+    timed = [k for k, (_, p) in enumerate(items) if p.energy_j] or list(range(len(items)))
+    ivs = union(s for k in timed for s in spans[k])
+    durations = [items[k][1].duration_s for k in timed]
     duration = _span(length(ivs), durations) if ivs else max(durations)
     if parent is not None:
         duration = min(duration, parent.duration_s)

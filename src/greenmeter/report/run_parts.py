@@ -46,8 +46,11 @@ class Segment(_Model):
 
     A run restarted from a checkpoint (``GreenMeterCallback.load_state_dict``) keeps the
     earlier segments' energy in its phases and totals; each earlier segment is listed
-    here so a reader sees the whole run's time span. The report's own ``start_utc`` and
-    ``duration_s`` are those of the current (last) segment.
+    here with its own figures so a reader sees the whole run's time span. The report's
+    ``start_utc`` is the first segment's start and its ``duration_s`` the measured time
+    of all segments (the gaps between them left out), so it covers the same segments as
+    its energy; the last segment's own figures are in ``extra``
+    (``resume.this_duration_s``, ``resume.this_it_energy_j``).
     """
 
     start_utc: UtcDatetime
