@@ -226,7 +226,7 @@ def bench_distillation(quick: bool, device: torch.device) -> dict[str, Any]:
 
 def gpu_checks() -> dict[str, Any]:
     """Check the CUDA sync hook and GPU timing against CUDA events on a real board."""
-    from greenmeter.integrations.torch import _INSTALLED, install
+    from greenmeter.integrations._torch_sync import _INSTALLED, install
 
     dev = torch.device("cuda")
     out: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0)}

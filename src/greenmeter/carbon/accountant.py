@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from greenmeter.carbon.constants import EMBODIED_COUNTED_PER, EmbodiedDefault
 from greenmeter.carbon.models import CarbonInfo, Co2eBreakdown, TimeSeriesInfo
 from greenmeter.carbon.series import IntensitySeries
+from greenmeter.units import J_PER_KWH
 
-__all__ = ["J_PER_KWH", "CarbonAccountant", "StaticIntensity", "resolve"]
+__all__ = ["J_PER_KWH", "CarbonAccountant", "StaticIntensity"]
 
-J_PER_KWH = 3.6e6
 
 Segment = tuple[datetime, datetime, float]
 #: Fetches a series covering (start_s, end_s); None when it cannot.
@@ -290,10 +290,3 @@ def _iso(t_s: float) -> str:
 
 def _dt(t_s: float) -> datetime:
     return datetime.fromtimestamp(t_s, tz=timezone.utc)
-
-
-def resolve(*args: object, **kwargs: object) -> CarbonAccountant:
-    """Same as :func:`greenmeter.carbon.resolve.resolve` (kept here for old imports)."""
-    from greenmeter.carbon.resolve import resolve as _resolve
-
-    return _resolve(*args, **kwargs)  # type: ignore[arg-type]

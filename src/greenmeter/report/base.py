@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from greenmeter.core.limits import MAX_NAME_CHARS
+from greenmeter.core.records import PHASE_KINDS
 from greenmeter.report.tags import MAX_TAG_VALUE
 from greenmeter.units import J_PER_KWH
 
@@ -59,18 +60,8 @@ Status = Literal["complete", "interrupted", "failed", "running"]
 MethodName = Literal["counter", "sampled", "estimated"]
 ComponentKindName = Literal["cpu", "dram", "gpu", "psys", "ram"]
 ScopeName = Literal["cpu_package", "dram", "platform", "gpu_board", "machine", "process"]
-PhaseKindName = Literal[
-    "fit",
-    "train",
-    "validate",
-    "test",
-    "predict",
-    "inference",
-    "sanity_check",
-    "epoch",
-    "window",
-    "custom",
-]
+#: Phase kinds the report knows (the meter's list: one definition).
+PhaseKindName = Literal[PHASE_KINDS]  # type: ignore[valid-type]
 ConfidenceLevel = Literal["high", "medium", "low"]
 #: Confidence levels from best to worst.
 CONFIDENCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")

@@ -55,6 +55,9 @@ Example::
         h = amdsmi.amdsmi_get_processor_handles()[0]
         e = amdsmi.amdsmi_get_energy_count(h)   # counts of e["counter_resolution"] uJ
         amdsmi.amdsmi_shut_down()
+
+Size: about 500 lines, one job: the Python side of one fake library (its config
+file format, the build, and the trace data it serves). The C side is fake_amdsmi.c.
 """
 
 from __future__ import annotations
