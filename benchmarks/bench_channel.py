@@ -22,11 +22,17 @@ Usage::
     python benchmarks/bench_channel.py                    # 10^5 events, 3 repeats
     python benchmarks/bench_channel.py --events 20000 --repeat 1
 
-Results (2-CPU VM shared with other work, CPython 3.11, Linux, 10^5 events, best of 3;
-``net.unix.max_dgram_qlen`` = 10)::
+Results (2-CPU VM shared with other work, CPython 3.11, Linux 6.x, 10^5 events, 3 runs;
+``net.unix.max_dgram_qlen`` = 10, so the child waits as soon as 10 events are queued)::
 
-    forwarded/s         see RESULTS below (filled from the run at the end of this file)
+    forwarded without loss   15,700 - 20,500 events/s   (0 lost, 0 dropped, every run)
+    child, per event         48.7 - 63.6 µs, of which 29 - 47 µs waiting for the parent
+    child, own work          about 17 - 20 µs per event (encode + send)
 
+The parent's side (parse, validate, open/close the phase on its meter: about 35 µs per
+event) sets the rate; the child then runs at the parent's pace instead of dropping (the
+old non-blocking sender lost 12-20 % of such a loop's events). A program that makes
+fewer than a few thousand phase boundaries per second never waits.
 """
 
 from __future__ import annotations
