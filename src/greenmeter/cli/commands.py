@@ -161,6 +161,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(
             "no command to run; put it after `--`, e.g. `greenmeter run -- python train.py`"
         )
+    tags: dict[str, str] = {}
+    if args.tags:
+        from greenmeter.report.tags import TagError, parse_tags
+
+        try:
+            tags = parse_tags(args.tags)
+        except TagError as exc:
+            raise CliError(f"--tag: {exc}") from None
     options = RunOptions(
         command=command,
         output=Path(args.output),
@@ -174,6 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_interval_s=args.log_interval,
         checkpoint_interval_s=args.checkpoint_interval,
         run_name=args.run_name,
+        estimate_scope=args.estimate_scope,
+        tags=tags,
         epochs=args.epochs,
         include_command=not args.no_command,
         include_git=not args.no_git,
