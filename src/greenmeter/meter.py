@@ -106,6 +106,10 @@ class EnergyMeter:
         tags: Run labels (``{"experiment": "ablation", "seed": 3}``), added to
             ``$GREENMETER_TAGS`` (``key=value,key=value``); see
             :mod:`greenmeter.report.tags` for the rules.
+        verbose: With ``report_path``, print one closing line on standard error when
+            the final report is written: energy (J), CO2e (g), where the report went,
+            and the caveats (estimate and its scope, world-average intensity). False
+            prints nothing.
 
     Raises:
         ValueError: an argument is out of range; bad ``tags`` raise
@@ -134,6 +138,7 @@ class EnergyMeter:
         handle_signals: bool = True,
         estimate_scope: str | None = None,
         tags: Any = None,
+        verbose: bool = True,
     ) -> None:
         self.rank = rank if rank is not None else (env_int("RANK") or 0)
         self.local_rank = local_rank if local_rank is not None else (env_int("LOCAL_RANK") or 0)
@@ -155,6 +160,7 @@ class EnergyMeter:
             tags=resolve_tags(tags),
             report_kwargs=self.report_kwargs,
             host=self.host,
+            verbose=verbose,
         )
         self._discover_args = {
             "powercap_root": powercap_root,

@@ -411,6 +411,7 @@ def run(options: RunOptions, *, stderr: TextIO | None = None) -> int:
             handle_signals=False,  # the runner forwards signals to the command itself
             estimate_scope=options.estimate_scope,
             tags=options.tags or None,
+            verbose=False,  # the runner prints its own closing line
         )
     except ValueError as exc:
         raise RunError(str(exc)) from None
