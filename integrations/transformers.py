@@ -22,19 +22,27 @@ Counting: ``steps`` of ``train`` are optimizer steps (``state.global_step``); of
 each batch (the last partial batch included) and ``tokens`` the size of ``input_ids``
 (padding included; shapes only, so no device sync per batch).
 
-How it brackets: Transformers has no "evaluation begins" event, so the callback
-attaches to its ``Trainer`` (found when the Trainer calls ``on_init_end`` or
-``on_train_begin``, or given with :meth:`GreenMeterTrainerCallback.attach`) and wraps
-that instance's ``evaluate``, ``predict``, ``training_step`` and ``prediction_step``.
-If it cannot attach (a Trainer built in an unusual way), it falls back to the events:
-evaluation then opens at the first ``on_prediction_step`` (the first batch is missed),
-is always named ``evaluate``, and samples are estimated from the batch size arguments;
-the phase carries the attribute ``bracket="events"``.
+One report per Trainer. The callback's own meter (``meter=None``) starts when the
+Trainer is built (``on_init_end``), before ``fit`` opens, and keeps running across
+``train()``, ``evaluate()`` and ``predict()``: its report accumulates all of them (and
+the model's size) and is rewritten, status ``running``, after each. It becomes final
+(status ``complete``, and the closing line on standard error with ``verbose``) when that
+meter stops: :meth:`GreenMeterTrainerCallback.finish`, or at interpreter exit.
+
+How it brackets. With the events alone (``callbacks=[callback]``): evaluation during
+training opens at the ``on_step_end``/``on_epoch_end`` that asks for it
+(``control.should_evaluate``) and closes at ``on_evaluate``, exactly; a standalone
+``trainer.evaluate()``/``predict()`` has no "begins" event, so it opens at its first
+``on_prediction_step`` (the first batch is missed), is named ``evaluate`` and carries
+the attribute ``bracket="events"``, and samples are estimated from the batch size
+arguments. For exact brackets, names and counts everywhere, call
+:meth:`GreenMeterTrainerCallback.attach` with the Trainer: it wraps that instance's
+``evaluate``, ``predict``, ``training_step`` and ``prediction_step``.
 """
 
 from __future__ import annotations
 
-import inspect
+import atexit
 import os
 import warnings
 from collections.abc import Mapping
@@ -69,12 +77,14 @@ class GreenMeterTrainerCallback(TrainerCallback):
     """Attribute a ``transformers.Trainer`` run's energy to fit/train/evaluate/predict.
 
     Args:
-        meter: A meter to record into (its lifecycle stays yours). None: the callback
-            creates one when the first phase opens and stops it at the end of
-            training (a later ``evaluate``/``predict`` starts a new one; call
-            :meth:`finish` to stop it and write its report).
-        report_path: Where to write the report at the end of training (on global rank
-            0, merged over ranks when ``torch.distributed`` is initialised).
+        meter: A meter to record into; the callback never stops it. Its report is
+            written (status ``running``) after each ``train``/``evaluate``/``predict``;
+            to finish it: ``meter.stop()``, then :meth:`finish` to write the final
+            report. None: the callback creates its own when the Trainer is built (or at
+            the first event), keeps it across train/evaluate/predict, and stops it in
+            :meth:`finish` or at interpreter exit.
+        report_path: Where to write the report (on global rank 0, merged over ranks
+            when ``torch.distributed`` is initialised).
         epochs: Open one ``epoch-<i>`` phase per epoch under ``train``.
         count_tokens: Count ``input_ids`` positions as tokens.
         model_info: Put :func:`greenmeter.integrations.torch.model_size` of the model
@@ -85,6 +95,12 @@ class GreenMeterTrainerCallback(TrainerCallback):
         export: Live metrics of a created meter (``"prometheus:9464"``,
             ``"pushgateway:URL"``, ``"otel"`` or an exporter); see
             :mod:`greenmeter.export`. None: ``$GREENMETER_EXPORT`` or the config file.
+        estimate_scope: ``"process"`` or ``"machine"`` for the CPU/RAM estimate of the
+            callback's own meter on hosts without counters (see
+            :class:`~greenmeter.meter.EnergyMeter`).
+        tags: Run labels for the callback's own meter (``{"seed": 3}``).
+        verbose: Print the closing line (energy, CO2e, report path, caveats) on the main
+            process when the final report is written.
     """
 
     def __init__(
@@ -98,6 +114,9 @@ class GreenMeterTrainerCallback(TrainerCallback):
         report_kwargs: Mapping[str, Any] | None = None,
         meter_kwargs: Mapping[str, Any] | None = None,
         export: Any = None,
+        estimate_scope: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        verbose: bool = True,
     ) -> None:
         self.meter: EnergyMeter | None = meter
         self.report_path = Path(report_path) if report_path is not None else None
@@ -108,7 +127,14 @@ class GreenMeterTrainerCallback(TrainerCallback):
         self.meter_kwargs = dict(meter_kwargs or {})
         if export is not None:
             self.meter_kwargs["export"] = export
+        if estimate_scope is not None:
+            self.meter_kwargs["estimate_scope"] = estimate_scope
+        if tags is not None:
+            self.meter_kwargs["tags"] = dict(tags)
+        self.meter_kwargs.setdefault("verbose", False)  # the callback prints its own line
+        self.verbose = bool(verbose)
         self._owned = meter is None
+        self._finished = False
         self.trainer: Any = None
         self._fit: PhaseHandle | None = None
         self._train: PhaseHandle | None = None
@@ -122,11 +148,13 @@ class GreenMeterTrainerCallback(TrainerCallback):
     # -- meter and trainer --------------------------------------------------------------
 
     def _meter(self) -> EnergyMeter:
-        if self.meter is None or (self._owned and not self.meter.running):
+        if self.meter is None or (self._owned and self._finished):
             from greenmeter.meter import EnergyMeter
 
             self.meter = EnergyMeter(**self.meter_kwargs).start()
             self._owned = True
+            self._finished = False
+            atexit.register(self._finish_at_exit)
             try:
                 from greenmeter.integrations.torch import install
 
@@ -140,8 +168,8 @@ class GreenMeterTrainerCallback(TrainerCallback):
 
         Wraps the instance's ``evaluate``, ``predict``, ``training_step`` and
         ``prediction_step`` (the class is untouched) and adds this callback to the
-        trainer if it is not there yet. Done automatically when the trainer calls
-        ``on_init_end`` or ``on_train_begin``. Returns the callback.
+        trainer if it is not there yet. Returns the callback, so
+        ``GreenMeterTrainerCallback(...).attach(trainer)`` is all the set-up needed.
         """
         if self.trainer is trainer:
             return self
@@ -170,26 +198,6 @@ class GreenMeterTrainerCallback(TrainerCallback):
             current = trainer.__dict__.get(name)
             if getattr(current, "__greenmeter__", None) is self:
                 del trainer.__dict__[name]
-
-    def _find_trainer(self) -> None:
-        """Attach to the Trainer whose callback handler called us (a few frames up)."""
-        if self.trainer is not None:
-            return
-        frame = inspect.currentframe()
-        try:
-            for _ in range(8):
-                frame = frame.f_back if frame is not None else None
-                if frame is None:
-                    return
-                obj = frame.f_locals.get("self")
-                handler = getattr(obj, "callback_handler", None)
-                if handler is not None and self in getattr(handler, "callbacks", ()):
-                    self.attach(obj)
-                    return
-        except Exception:  # never let bracketing problems reach training
-            return
-        finally:
-            del frame
 
     # -- phase bookkeeping --------------------------------------------------------------
 
@@ -258,6 +266,7 @@ class GreenMeterTrainerCallback(TrainerCallback):
                 self._eval = None
                 try:
                     self._close_eval(handle)
+                    self._after_top_level()
                 except Exception as exc:
                     self._problem(exc)
 
@@ -291,10 +300,9 @@ class GreenMeterTrainerCallback(TrainerCallback):
     # -- events -------------------------------------------------------------------------
 
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._find_trainer()
+        self._meter()  # measuring before ``fit`` opens: its start is not in the fit
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._find_trainer()
         meter = self._meter()
         model = kwargs.get("model")
         if self.model_info and model is not None and "model" not in meter.report_kwargs:
@@ -317,9 +325,11 @@ class GreenMeterTrainerCallback(TrainerCallback):
             self._epoch.set_attr("epoch", int(state.epoch or 0))
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._exit(self._epoch)
+        if not self._suspended:
+            self._exit(self._epoch)
         self._epoch = None
         self._epoch_name = None
+        self._evaluation_asked(control)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         per_step = None
@@ -327,12 +337,19 @@ class GreenMeterTrainerCallback(TrainerCallback):
             per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
         for handle in self._training_targets():
             handle.add(samples=per_step, steps=1)
+        self._evaluation_asked(control)
+
+    def _evaluation_asked(self, control: Any) -> None:
+        """Events only: the Trainer evaluates right after this event; open it now."""
+        if self.trainer is not None or self._event_eval is not None or self._train is None:
+            return
+        if getattr(control, "should_evaluate", False):
+            self._event_eval = self._open_eval("evaluate", "validate")
 
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._eval is not None:
             return  # attached: the prediction_step wrapper counts
         if self._event_eval is None:
-            self._find_trainer()  # later calls will be bracketed exactly
             self._event_eval = self._open_eval("evaluate", "validate")
             self._event_eval.set_attr("bracket", "events")
         self._event_eval.add(samples=args.per_device_eval_batch_size, steps=1)
@@ -344,9 +361,18 @@ class GreenMeterTrainerCallback(TrainerCallback):
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._close_event_eval()
+        if self._eval_depth == 0:
+            self._after_top_level()
 
     def on_predict(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._close_event_eval()
+        if self._eval_depth == 0:
+            self._after_top_level()
+
+    def _after_top_level(self) -> None:
+        """A standalone evaluate/predict ended: rewrite the report (not during fit)."""
+        if self._fit is None and self.report_path is not None and self.meter is not None:
+            self._write()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._close_event_eval()
@@ -357,34 +383,52 @@ class GreenMeterTrainerCallback(TrainerCallback):
         self._fit = self._train = self._epoch = None
         self._epoch_name = None
         self._suspended = False
-        if self._owned:
-            self.finish()
-        elif self.report_path is not None:
-            self._write()
+        if self.report_path is not None:
+            self._write()  # in progress: evaluate/predict may follow on the same meter
 
     # -- the end ------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Stop the meter the callback created and write the report when asked.
+        """Stop the meter the callback created and write the final report.
 
-        A meter given by the user is never stopped; its report is written at the end of
-        training when ``report_path`` is set.
+        A meter given by the user is never stopped: stop it first (``meter.stop()``),
+        then call this to write its final report (a running one is written with status
+        ``running``). Calling it again does nothing.
         """
-        if self.meter is None:
+        if self.meter is None or self._finished:
             return
-        if self._owned and self.meter.running:
+        if self._owned:
             self.meter.stop()
+        if self.meter.running:  # a given meter, still yours to stop
+            if self.report_path is not None:
+                self._write()
+            return
+        self._finished = True
+        if self._owned:
+            atexit.unregister(self._finish_at_exit)
         if self.report_path is not None:
-            self._write()
+            report = self._write()
+            if self.verbose and report is not None:  # the main process only
+                from greenmeter.render.closing import emit_summary
 
-    def _write(self) -> None:
+                emit_summary(report, self.report_path)
+
+    def _finish_at_exit(self) -> None:
+        try:
+            self.finish()
+        except Exception:  # nothing to raise into at exit
+            pass
+
+    def _write(self) -> Any:
+        """Write the meter's report (merged over ranks); the report on the main process."""
         assert self.meter is not None
         try:
             from greenmeter.integrations.torch import distributed_report
 
-            distributed_report(self.meter, self.report_path, **self.report_kwargs)
+            return distributed_report(self.meter, self.report_path, **self.report_kwargs)
         except Exception as exc:
             warnings.warn(
                 f"greenmeter: writing the report to {self.report_path} failed: {exc!r}",
                 stacklevel=2,
             )
+            return None

@@ -1,4 +1,4 @@
-"""The phase channel: strict validation, never-blocking sender, parent-side accounting."""
+"""The phase channel: strict validation, a lossless sender, parent-side accounting."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -182,15 +183,44 @@ def test_sender_never_blocks_or_raises_when_the_parent_is_gone(tmp_path):
     assert len(notes) == 1 and "not reachable" in notes[0]
 
 
-def test_sender_does_not_block_when_the_parent_stops_reading():
-    with ChannelServer(rcvbuf_bytes=4096) as server:  # never started: nobody reads
+def test_a_slow_parent_slows_the_sender_and_loses_nothing():
+    """The kernel queue holds a handful of datagrams: the sender waits for room."""
+    with ChannelServer(rcvbuf_bytes=4096) as server:  # nobody reads yet
         sender = ChannelSender(server.path)
+        done = threading.Event()
+
+        def send() -> None:
+            for i in range(2000):
+                sender.phase_entered(("p" * 200, str(i)), "custom", time.monotonic())
+            done.set()
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        time.sleep(0.3)
+        assert not done.is_set()  # blocked on the full queue, not dropping
+        read = 0
+        while not done.is_set() or read < sender.sent:
+            n = server.drain()
+            read += n
+            if n == 0:
+                time.sleep(0.001)  # a slow reader
+        thread.join()
+        read += server.drain()
+        assert (sender.sent, sender.dropped, read) == (2000, 0, 2000)
+        assert sender.waited_s >= 0.25
+
+
+def test_a_stuck_parent_costs_the_sender_one_bounded_wait_then_little():
+    with ChannelServer(rcvbuf_bytes=4096) as server:  # never started: nobody reads
+        notes: list[str] = []
+        sender = ChannelSender(server.path, on_drop=notes.append, stall_timeout_s=0.3)
         t0 = time.perf_counter()
-        for i in range(5000):
+        for i in range(40):
             sender.phase_entered(("p" * 200, str(i)), "custom", time.monotonic())
         elapsed = time.perf_counter() - t0
-        assert sender.dropped > 0 and sender.sent + sender.dropped == 5000
-        assert elapsed < 2.0
+        assert sender.dropped > 0 and sender.sent + sender.dropped == 40
+        assert 0.3 <= elapsed < 0.3 + 40 * 0.05 + 1.0
+        assert len(notes) == 1 and "read nothing for 0.3 s" in notes[0]
         assert server.drain() == sender.sent  # what was sent is intact and readable
 
 
@@ -324,8 +354,8 @@ def test_phases_of_a_process_that_died_are_closed_by_the_liveness_check(tmp_path
 
 
 def test_the_parent_bounds_what_children_can_make_it_hold(monkeypatch):
-    monkeypatch.setattr("greenmeter.channel.MAX_PHASE_PATHS", 5)
-    monkeypatch.setattr("greenmeter.channel.MAX_OPEN_PER_PATH", 3)
+    monkeypatch.setattr("greenmeter.channel.receiver.MAX_PHASE_PATHS", 5)
+    monkeypatch.setattr("greenmeter.channel.receiver.MAX_OPEN_PER_PATH", 3)
     meter = EnergyMeter([TraceSensor({"t:cpu": _trace()})]).start()
     applier = PhaseApplier(meter)
     t = time.monotonic()

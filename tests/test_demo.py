@@ -122,3 +122,22 @@ def test_output_says_plainly_when_figures_are_estimates(demo: tuple[Path, str]) 
     assert "not requested" not in stdout and "not needed" not in stdout
     if student.carbon is not None and student.carbon.intensity.is_fallback:
         assert "WORLD-AVERAGE" in stdout and "GREENMETER_LOCATION" in stdout
+
+
+def test_each_run_closes_with_its_line_and_the_caveats_of_estimates(
+    demo: tuple[Path, str],
+) -> None:
+    from greenmeter.render.closing import caveats, summary_line
+
+    out, stdout = demo
+    for name in ("teacher", "student"):
+        report = Report.load(out / f"{name}.json")
+        line = summary_line(report, out / f"{name}.json", lead=f"{name}:")
+        assert line in stdout.splitlines()
+        notes = caveats(report)
+        if any(c.method == "estimated" for c in report.components):  # no counters here
+            assert any(n.startswith("estimate") or "% estimated" in n for n in notes)
+        if report.carbon is not None and report.carbon.intensity.is_fallback:
+            assert "world-average intensity: set GREENMETER_LOCATION" in notes
+        for note in notes:
+            assert note in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -88,7 +89,8 @@ def test_train_evaluate_predict_phases_counts_and_energy(tmp_path):
             eval_dataset=Rows(6, 2),  # 2 batches, the last of 2
             callbacks=[callback],
         )
-        assert callback.trainer is trainer  # found at on_init_end
+        assert callback.trainer is None  # never looked for up the stack
+        assert callback.attach(trainer) is callback and callback.trainer is trainer
         trainer.train()
         assert report_path.exists()  # written at train end, meter still running
         trainer.predict(Rows(5, 3))
@@ -121,9 +123,8 @@ def test_train_evaluate_predict_phases_counts_and_energy(tmp_path):
     assert report.phase("fit/train").items.samples == 20
 
 
-def test_owned_meter_and_event_fallback(tmp_path, monkeypatch):
+def test_owned_meter_and_event_fallback(tmp_path):
     """Without attaching, evaluation is bracketed from its first batch by events."""
-    monkeypatch.setattr(GreenMeterTrainerCallback, "_find_trainer", lambda self: None)
     report_path = tmp_path / "owned.json"
     callback = GreenMeterTrainerCallback(
         report_path=report_path,
@@ -139,12 +140,114 @@ def test_owned_meter_and_event_fallback(tmp_path, monkeypatch):
     )
     trainer.train()
     assert callback.trainer is None
-    assert not callback.meter.running  # the callback's own meter is stopped at train end
+    assert callback.meter.running  # kept for a later evaluate/predict
+    callback.finish()
+    assert not callback.meter.running
     report = Report.load(report_path)
+    assert report.status == "complete"
     ev = report.phase("fit/evaluate")
-    assert ev.attrs["bracket"] == "events"
     assert ev.items.steps == 2 and ev.items.samples == 8  # estimated: 2 x batch size 4
     assert (
         report.phase("fit/train").items.samples == 8 and report.phase("fit/train").items.steps == 2
     )
     assert report.phase("fit/train/epoch-0").items.steps == 2
+
+
+def _owned(tmp_path, **kw):
+    return GreenMeterTrainerCallback(
+        report_path=tmp_path / "energy.json",
+        meter_kwargs={"sensors": [TraceSensor({"trace:cpu": PowerTrace.constant(40.0)})]},
+        report_kwargs={"include_git": False},
+        **kw,
+    )
+
+
+def _trainer(tmp_path, callback, epochs=1):
+    return transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path, num_train_epochs=epochs),
+        train_dataset=Rows(8, 1),
+        eval_dataset=Rows(6, 2),
+        callbacks=[callback],
+    )
+
+
+def test_one_report_accumulates_train_evaluate_and_predict(tmp_path):
+    callback = _owned(tmp_path, verbose=False)
+    trainer = _trainer(tmp_path, callback)
+    trainer.train()
+    trainer.evaluate()
+    trainer.predict(Rows(5, 3))
+    path = tmp_path / "energy.json"
+    running = Report.load(path)
+    assert running.status == "running"  # rewritten after each, meter still measuring
+    paths = {p.path_str for p in running.iter_phases()}
+    assert {"fit", "fit/train", "fit/evaluate", "evaluate"} <= paths
+    meter = callback.meter
+    callback.finish()
+    final = Report.load(path)
+    assert final.status == "complete" and not meter.running
+    assert {p.path_str for p in final.iter_phases()} >= paths
+    assert final.phase("evaluate").count == 2  # standalone evaluate and predict, by events
+    assert final.phase("fit/train").items.steps == 2
+    assert final.models and final.models[0].parameters_total == sum(
+        p.numel() for p in trainer.model.parameters()
+    )
+    callback.finish()  # again: nothing changes
+    assert Report.load(path).run_id == final.run_id
+
+
+def test_the_callbacks_meter_is_measuring_before_fit_opens(tmp_path):
+    callback = _owned(tmp_path, verbose=False)
+    trainer = _trainer(tmp_path, callback)
+    meter = callback.meter
+    assert meter is not None and meter.running  # started while the Trainer was built
+    t0 = time.monotonic()
+    trainer.train()
+    t1 = time.monotonic()
+    fit = next(p for p in meter.snapshot().phases if p.path == ("fit",))
+    (a, b), *_ = fit.intervals_mono
+    assert meter.started_mono < t0 <= a and b <= t1  # no meter start inside train()
+    assert callback.meter is meter and meter.running
+    callback.finish()
+
+
+def test_a_given_meter_is_left_running_and_finished_by_its_owner(tmp_path, capfd):
+    meter = EnergyMeter([TraceSensor({"trace:cpu": PowerTrace.constant(40.0)})]).start()
+    path = tmp_path / "energy.json"
+    callback = GreenMeterTrainerCallback(
+        meter, report_path=path, report_kwargs={"include_git": False}
+    )
+    _trainer(tmp_path, callback).train()
+    callback.finish()
+    assert meter.running  # not the callback's to stop
+    assert Report.load(path).status == "running"
+    assert "report: " not in capfd.readouterr().err
+    meter.stop()  # the owner stops it, then the callback writes the final report
+    callback.finish()
+    assert Report.load(path).status == "complete"
+    err = capfd.readouterr().err
+    assert err.count(f"report: {path}") == 1
+
+
+def test_scope_tags_and_verbose_reach_the_callbacks_meter(tmp_path, capfd):
+    callback = GreenMeterTrainerCallback(
+        report_path=tmp_path / "energy.json",
+        meter_kwargs={"gpu": False, "powercap_root": str(tmp_path / "no-powercap")},
+        report_kwargs={"include_git": False},
+        estimate_scope="machine",
+        tags={"seed": 3, "team": "nlp"},
+    )
+    _trainer(tmp_path, callback).train()
+    assert callback.meter.estimate_scope == "machine"
+    callback.finish()
+    report = Report.load(tmp_path / "energy.json")
+    assert report.tags == {"seed": "3", "team": "nlp"}
+    assert {c.scope for c in report.components if c.method == "estimated"} == {"machine"}
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if "report: " in ln]
+    assert len(lines) == 1 and "estimate (machine scope)" in lines[0]
+
+    quiet = _owned(tmp_path / "q", verbose=False)
+    _trainer(tmp_path, quiet).train()
+    quiet.finish()
+    assert "report: " not in capfd.readouterr().err

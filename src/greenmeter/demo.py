@@ -280,6 +280,7 @@ def _pct(new: float, old: float) -> str:
 def summary(result: DemoResult) -> str:
     """What the demo found and wrote, and how far its figures can be trusted."""
     from greenmeter.cli.doctor import worth_listing
+    from greenmeter.render.closing import summary_line
     from greenmeter.render.numbers import sig
 
     t, s = result.reports["teacher"], result.reports["student"]
@@ -343,6 +344,9 @@ def summary(result: DemoResult) -> str:
     for key, path in result.files.items():
         lines.append(f"  {path}  ({key.replace('_', ' ')})")
     lines.append(f"Open {result.files['html']} in a browser for plots and the methods text.")
+    lines.append("")
+    for name in ("teacher", "student"):  # each run's closing line, caveats beside figures
+        lines.append(summary_line(result.reports[name], result.files.get(name), lead=f"{name}:"))
     return "\n".join(lines)
 
 

@@ -115,6 +115,10 @@ class EnergyMeter:
             commas), an :class:`greenmeter.export.Exporter`, or a list of them; default
             ``$GREENMETER_EXPORT``, else the config file's ``export``, else none. See
             :mod:`greenmeter.export`; a failing exporter is a warning, never an error.
+        verbose: With ``report_path``, print one closing line on standard error when
+            the final report is written: energy (J), CO2e (g), where the report went,
+            and the caveats (estimate and its scope, world-average intensity). False
+            prints nothing.
 
     Raises:
         ValueError: an argument is out of range or ``export`` is not a valid spec; bad
@@ -145,6 +149,7 @@ class EnergyMeter:
         estimate_scope: str | None = None,
         tags: Any = None,
         export: Any = None,
+        verbose: bool = True,
     ) -> None:
         self.rank = rank if rank is not None else (env_int("RANK") or 0)
         self.local_rank = local_rank if local_rank is not None else (env_int("LOCAL_RANK") or 0)
@@ -172,6 +177,7 @@ class EnergyMeter:
             tags=resolve_tags(tags),
             report_kwargs=self.report_kwargs,
             host=self.host,
+            verbose=verbose,
         )
         self._discover_args = {
             "powercap_root": powercap_root,

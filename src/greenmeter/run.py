@@ -73,6 +73,9 @@ class Run:
             keeps this very dict, so callers may add to it while the run goes on.
         host: Hostname the facts are gathered for.
         err: Stream for one-line messages (default: standard error).
+        verbose: Print the closing line (energy, CO2e, report path and caveats:
+            :func:`greenmeter.render.closing.emit_summary`) when the final report is
+            written.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Run:
         report_kwargs: dict[str, Any] | None = None,
         host: str | None = None,
         err: TextIO | None = None,
+        verbose: bool = False,
     ) -> None:
         if checkpoint_interval_s is not None and not (checkpoint_interval_s > 0):
             raise ValueError(
@@ -102,6 +106,8 @@ class Run:
         #: Facts for every report's ``extra`` (a report's own ``extra`` wins per key).
         self.extra: dict[str, Any] = {}
         self.host = host or socket.gethostname()
+        self.verbose = bool(verbose)
+        self._err = err
         #: How the final report turned out (after :meth:`finish`).
         self.outcome: FinalReport | None = None
         self.writer = ReportWriter(self.run_id[:8], context=self._pinned, err=err)
@@ -302,6 +308,10 @@ class Run:
             written = self.write(report, self.report_path)
             error = None if written == self.report_path else "written elsewhere or not at all"
             self.outcome = FinalReport(report, written, error)
+            if self.verbose and written is not None:
+                from greenmeter.render.closing import emit_summary
+
+                emit_summary(report, written, stream=self._err)
         self.close()
         return self.outcome
 

@@ -109,6 +109,7 @@ class RunOptions:
         estimate_scope: ``"process"`` or ``"machine"`` for the CPU/RAM estimate on hosts
             without counters (None: the environment, the config file, else
             ``"process"``, which covers the command and its children).
+        tags: Run labels (``key -> value``) added to those of ``GREENMETER_TAGS``.
         epochs: Expected number of training epochs, for the live projection.
         include_command / include_git: Record the command line / git state.
         export: Live metrics specs (``prometheus:9464``, ``pushgateway:URL``, ``otel``;
@@ -131,6 +132,7 @@ class RunOptions:
     checkpoint_interval_s: float | None = None
     run_name: str | None = None
     estimate_scope: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
     epochs: int | None = None
     include_command: bool = True
     include_git: bool = True
@@ -413,6 +415,8 @@ def run(options: RunOptions, *, stderr: TextIO | None = None) -> int:
             handle_signals=False,  # the runner forwards signals to the command itself
             estimate_scope=options.estimate_scope,
             export=options.export,
+            tags=options.tags or None,
+            verbose=False,  # the runner prints its own closing line
         )
     except ValueError as exc:
         raise RunError(str(exc)) from None
@@ -439,10 +443,17 @@ def _measure(
     forwarder: _Forwarder,
     err: TextIO,
     g_per_j: float | None,
-) -> tuple[int, dict[str, int]]:
-    """Start the meter and the channel, run the command; returns (returncode, stats)."""
+) -> tuple[int, dict[str, Any]]:
+    """Start the meter and the channel, run the command; returns (returncode, stats).
+
+    ``stats`` holds the channel's counters and ``surviving_pids``: the command's
+    descendants still alive when it exited (None where they cannot be found).
+    """
     from greenmeter.channel import ChannelServer
     from greenmeter.live import EpochTracker, LiveDisplay
+    from greenmeter.survivors import SurvivorWatch
+
+    watch = SurvivorWatch()
 
     with ChannelServer() as server:
         try:
@@ -466,21 +477,28 @@ def _measure(
                 total_epochs=options.epochs,
                 g_per_j=g_per_j,
             )
+            watch.start()
             child = _spawn(command, {**os.environ, **server.env()})
             forwarder.child = child
             for sig in list(forwarder.received):  # arrived while the child was starting
                 forwarder.forward(sig)
             returncode = _wait(child, display)
+            try:  # greenmeter's own helpers (git) are done once the facts are in
+                meter.run.facts()
+            except Exception:
+                pass
+            survivors = watch.survivors(child.pid)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt) or forwarder.interrupted
             meter.report_kwargs.setdefault("status", "interrupted" if interrupted else "failed")
             meter.stop()
             raise
         finally:
+            watch.stop()
             if display is not None:
                 display.close()
         server.finish()
-        return returncode, server.stats()
+        return returncode, {**server.stats(), "surviving_pids": survivors}
 
 
 def _finish(
@@ -488,7 +506,7 @@ def _finish(
     options: RunOptions,
     forwarder: _Forwarder,
     returncode: int,
-    stats: dict[str, int],
+    stats: dict[str, Any],
     err: TextIO,
 ) -> int:
     """Stop the meter, write the report, print the summary; returns the exit code."""
@@ -513,6 +531,13 @@ def _finish(
             f"{stats['channel_invalid']} invalid and {stats['channel_lost']} lost phase "
             "event(s) from the command were not applied",
         )
+    survivors = stats.pop("surviving_pids", None)
+    if survivors:
+        line = _survivors_line(survivors)
+        _note(meter, "command.processes_survived", line)
+        if not options.quiet:
+            err.write(f"greenmeter: {line}\n")
+            err.flush()
     code = exit_code_of(returncode)
     extra: dict[str, Any] = {
         **options.extra,
@@ -520,6 +545,9 @@ def _finish(
         "exit_code": code,
         "monotonic_start_s": meter.started_mono,
     }
+    if survivors is not None:
+        extra["surviving_processes"] = len(survivors)
+        extra["surviving_pids"] = ",".join(str(p) for p in survivors[:100])
     if returncode < 0:
         extra["signal"] = _describe_end(returncode).removeprefix("killed by ")
     meter.report_kwargs.update(status=status, extra=extra)
@@ -536,6 +564,15 @@ def _finish(
         err.write(_summary(report, options.output, returncode, status) + "\n")
         err.flush()
     return code
+
+
+def _survivors_line(pids: list[int]) -> str:
+    """One line naming the processes the command left running."""
+    shown = ", ".join(str(p) for p in pids[:10]) + (", ..." if len(pids) > 10 else "")
+    return (
+        f"the command exited but {len(pids)} process(es) it started are still running "
+        f"(pid {shown}); their energy after the command's exit is not in the report"
+    )
 
 
 def _summary(report: Any, output: Path, returncode: int, status: str) -> str:

@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="sampling period of the meter (default 0.1 s)",
     )
+    run.add_argument(
+        "--estimate-scope",
+        choices=("process", "machine"),
+        help="on hosts without energy counters, estimate the CPU and RAM energy of the "
+        "command and its children (process) or of the whole machine (machine); default "
+        "$GREENMETER_ESTIMATE_SCOPE, else the config file, else process",
+    )
     _carbon_options(run)
     d = run.add_argument_group("display")
     d.add_argument(
@@ -211,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an in-progress report (status running) this often",
     )
     r.add_argument("--run-name", metavar="NAME", help="a name for the run, kept in the report")
+    r.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="KEY=VALUE",
+        help="a label kept in the report's tags (repeatable; added to $GREENMETER_TAGS)",
+    )
     r.add_argument(
         "--no-command",
         action="store_true",

@@ -168,6 +168,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             parse_export(args.export)  # checked before the command starts
         except ValueError as exc:
             raise CliError(f"--export: {exc}") from None
+    tags: dict[str, str] = {}
+    if args.tags:
+        from greenmeter.report.tags import TagError, parse_tags
+
+        try:
+            tags = parse_tags(args.tags)
+        except TagError as exc:
+            raise CliError(f"--tag: {exc}") from None
     options = RunOptions(
         command=command,
         output=Path(args.output),
@@ -181,6 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_interval_s=args.log_interval,
         checkpoint_interval_s=args.checkpoint_interval,
         run_name=args.run_name,
+        estimate_scope=args.estimate_scope,
+        tags=tags,
         epochs=args.epochs,
         include_command=not args.no_command,
         include_git=not args.no_git,
