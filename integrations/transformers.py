@@ -61,6 +61,24 @@ __all__ = ["GreenMeterTrainerCallback"]
 _WRAPPED = ("evaluate", "predict", "training_step", "prediction_step")
 
 
+def _rank_gpus(args: Any) -> list[int] | None:
+    """The GPU this process trains on, from the Trainer's arguments: ``[index]`` on CUDA,
+    ``[]`` on another device, None when the arguments do not say (all visible GPUs).
+
+    Under ``torchrun`` every rank measures its own board only, as the Lightning callback
+    does; measuring every visible board on every rank would count each one once per rank.
+    """
+    try:
+        device = args.device
+    except Exception:  # arguments without a device (a stand-in, an old version)
+        return None
+    kind = getattr(device, "type", None)
+    if kind == "cuda":
+        index = getattr(device, "index", None)
+        return [int(index) if index is not None else 0]
+    return [] if isinstance(kind, str) else None
+
+
 def _tokens(inputs: Any) -> int | None:
     if isinstance(inputs, Mapping):
         ids = inputs.get("input_ids")
@@ -147,11 +165,17 @@ class GreenMeterTrainerCallback(TrainerCallback):
 
     # -- meter and trainer --------------------------------------------------------------
 
-    def _meter(self) -> EnergyMeter:
+    def _meter(self, args: Any = None) -> EnergyMeter:
         if self.meter is None or (self._owned and self._finished):
             from greenmeter.meter import EnergyMeter
 
-            self.meter = EnergyMeter(**self.meter_kwargs).start()
+            kwargs = dict(self.meter_kwargs)
+            if "gpus" not in kwargs and "sensors" not in kwargs and args is not None:
+                gpus = _rank_gpus(args)
+                if gpus is not None:
+                    kwargs["gpus"] = gpus
+                    kwargs.setdefault("gpu", bool(gpus))
+            self.meter = EnergyMeter(**kwargs).start()
             self._owned = True
             self._finished = False
             atexit.register(self._finish_at_exit)
@@ -300,10 +324,10 @@ class GreenMeterTrainerCallback(TrainerCallback):
     # -- events -------------------------------------------------------------------------
 
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._meter()  # measuring before ``fit`` opens: its start is not in the fit
+        self._meter(args)  # measuring before ``fit`` opens: its start is not in the fit
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        meter = self._meter()
+        meter = self._meter(args)
         model = kwargs.get("model")
         if self.model_info and model is not None and "model" not in meter.report_kwargs:
             try:

@@ -251,3 +251,31 @@ def test_scope_tags_and_verbose_reach_the_callbacks_meter(tmp_path, capfd):
     _trainer(tmp_path, quiet).train()
     quiet.finish()
     assert "report: " not in capfd.readouterr().err
+
+
+def test_each_rank_measures_its_own_gpu_by_default(tmp_path):
+    from types import SimpleNamespace
+
+    from greenmeter.integrations.transformers import _rank_gpus
+
+    assert _rank_gpus(SimpleNamespace(device=torch.device("cuda", 1))) == [1]
+    assert _rank_gpus(SimpleNamespace(device=torch.device("cpu"))) == []
+    assert _rank_gpus(SimpleNamespace()) is None  # unknown: all visible boards
+
+    rank1 = GreenMeterTrainerCallback(
+        meter_kwargs={"powercap_root": str(tmp_path / "no-powercap")}, verbose=False
+    )
+    rank1.on_init_end(SimpleNamespace(device=torch.device("cuda", 1)), None, None)
+    try:
+        assert rank1.meter._discover_args["gpus"] == [1]
+    finally:
+        rank1.finish()
+    given = GreenMeterTrainerCallback(
+        meter_kwargs={"powercap_root": str(tmp_path / "no-powercap"), "gpus": [0, 1]},
+        verbose=False,
+    )
+    given.on_init_end(SimpleNamespace(device=torch.device("cuda", 1)), None, None)
+    try:
+        assert given.meter._discover_args["gpus"] == [0, 1]  # the user's choice stands
+    finally:
+        given.finish()
