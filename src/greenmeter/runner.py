@@ -25,8 +25,9 @@ Testing hook: when ``GREENMETER_TESTING_TRACES`` names a JSON file
 (:class:`greenmeter.testing.sensors.TraceSensor`) instead of discovering hardware, so the
 whole command line can be tested against exact energies.
 
-Size: about 550 lines, one flow from options to exit code (start, signal forwarding,
-waiting, the final report, the summary) that reads best in one place.
+Signal forwarding and exit codes live in :mod:`greenmeter.child_signals`; this module
+is the one flow from options to exit code (start, waiting, the final report, the
+summary), about 500 lines, that reads best in one place.
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from greenmeter.child_signals import (
+    INTERRUPTING_SIGNALS,
+    Forwarder,
+    describe_end,
+    exit_code_of,
+)
 
 __all__ = [
     "EXIT_CANNOT_EXECUTE",
@@ -61,18 +67,6 @@ EXIT_REPORT_FAILED = 125
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 TESTING_TRACES_ENV = "GREENMETER_TESTING_TRACES"
-
-FORWARDED_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-    if hasattr(signal, name)
-)
-INTERRUPTING_SIGNALS: frozenset[int] = frozenset(
-    int(getattr(signal, name))
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
-    if hasattr(signal, name)
-)
-_TTY_SIGNALS = frozenset(int(s) for s in (signal.SIGINT, getattr(signal, "SIGQUIT", None)) if s)
 
 
 class RunError(Exception):
@@ -138,11 +132,6 @@ class RunOptions:
     include_git: bool = True
     export: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def exit_code_of(returncode: int) -> int:
-    """A :class:`subprocess.Popen` return code as a shell exit code (128 + signal)."""
-    return returncode if returncode >= 0 else 128 + (-returncode)
 
 
 def resolve_command(command: list[str], env: dict[str, str] | None = None) -> str:
@@ -244,69 +233,6 @@ def _g_per_j(run: Any) -> float | None:
         return None
 
 
-class _Forwarder:
-    """Signal handlers that pass signals on to the child (main thread only)."""
-
-    def __init__(self) -> None:
-        self.child: subprocess.Popen[bytes] | None = None
-        self.received: list[int] = []
-        self._old: dict[int, Any] = {}
-        self._skipped_tty: set[int] = set()
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in FORWARDED_SIGNALS:
-            try:
-                self._old[int(sig)] = signal.signal(sig, self._handle)
-            except (OSError, ValueError):
-                pass
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            try:
-                signal.signal(sig, old)
-            except (OSError, ValueError, TypeError):
-                pass
-        self._old.clear()
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.received.append(signum)
-        if self.child is not None:
-            self.forward(signum)
-
-    def forward(self, signum: int) -> None:
-        child = self.child
-        if child is None or child.returncode is not None:
-            return
-        if signum in _TTY_SIGNALS and signum not in self._skipped_tty and _tty_sent_to_group():
-            self._skipped_tty.add(signum)  # the terminal signalled the child already
-            return
-        try:
-            os.kill(child.pid, signum)
-        except OSError:
-            pass
-
-    @property
-    def interrupted(self) -> bool:
-        return any(s in INTERRUPTING_SIGNALS for s in self.received)
-
-
-def _tty_sent_to_group() -> bool:
-    """True when this process is in its terminal's foreground process group.
-
-    A terminal's SIGINT/SIGQUIT then went to the whole group, the child included
-    (the child shares greenmeter's process group).
-    """
-    group = os.getpgrp()
-    for fd in (0, 1, 2):
-        try:
-            return os.tcgetpgrp(fd) == group
-        except OSError:
-            continue
-    return False
-
-
 def _note(meter: Any, code: str, message: str) -> None:
     add = getattr(meter, "add_warning", None)
     if add is not None:
@@ -327,16 +253,6 @@ def _live_mode(options: RunOptions, stream: TextIO) -> str:
     if is_tty and options.live and os.environ.get("TERM", "") != "dumb":
         return "tty"
     return "lines" if options.log_interval_s and options.log_interval_s > 0 else "off"
-
-
-def _describe_end(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"killed by {name}"
-    return f"exited with {returncode}"
 
 
 def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -427,7 +343,7 @@ def run(options: RunOptions, *, stderr: TextIO | None = None) -> int:
         "include_git": options.include_git,
     }
     meter.report_kwargs.update(report_kwargs)
-    forwarder = _Forwarder()
+    forwarder = Forwarder()
     forwarder.install()
     try:
         returncode, stats = _measure(meter, command, options, forwarder, err, g_per_j)
@@ -440,7 +356,7 @@ def _measure(
     meter: Any,
     command: list[str],
     options: RunOptions,
-    forwarder: _Forwarder,
+    forwarder: Forwarder,
     err: TextIO,
     g_per_j: float | None,
 ) -> tuple[int, dict[str, Any]]:
@@ -504,7 +420,7 @@ def _measure(
 def _finish(
     meter: Any,
     options: RunOptions,
-    forwarder: _Forwarder,
+    forwarder: Forwarder,
     returncode: int,
     stats: dict[str, Any],
     err: TextIO,
@@ -549,7 +465,7 @@ def _finish(
         extra["surviving_processes"] = len(survivors)
         extra["surviving_pids"] = ",".join(str(p) for p in survivors[:100])
     if returncode < 0:
-        extra["signal"] = _describe_end(returncode).removeprefix("killed by ")
+        extra["signal"] = describe_end(returncode).removeprefix("killed by ")
     meter.report_kwargs.update(status=status, extra=extra)
     meter.stop()  # the run writes the final report, after any checkpoint in flight
     outcome = meter.run.outcome
@@ -580,7 +496,7 @@ def _summary(report: Any, output: Path, returncode: int, status: str) -> str:
     from greenmeter.render.closing import summary_line
 
     lead = (
-        f"greenmeter: command {_describe_end(returncode)} after "
+        f"greenmeter: command {describe_end(returncode)} after "
         f"{format_duration(report.duration_s)} ({status});"
     )
     return summary_line(report, output, lead=lead, with_status=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from greenmeter.cli.common import CliError, option_names
+from greenmeter.cli.common import CliError, emit, option_names
 
 __all__ = [
     "carbon_config",
@@ -132,21 +132,6 @@ def _rederived(reports: list[Any], args: argparse.Namespace) -> list[Any]:
         raise CliError(f"carbon settings: {exc}") from None
 
 
-def _emit(text: str, output: str | None) -> None:
-    if not text.endswith("\n"):
-        text += "\n"
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from greenmeter.files import write_file
-
-    try:
-        write_file(output, text)
-    except OSError as exc:  # an OutputError: its message names the path and the fix
-        raise CliError(str(exc)) from None
-
-
 # -- run ---------------------------------------------------------------------------------
 
 
@@ -221,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = _function(render, "render", "greenmeter report")(subject, args.format)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    _emit(text, args.output)
+    emit(text, args.output)
     if args.plot:
         plot = _function(render, "plot", "--plot")
         try:
@@ -245,7 +230,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         text = _function(render, "compare", "greenmeter compare")(reports, args.format)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    _emit(text, args.output)
+    emit(text, args.output)
     return 0
 
 
@@ -259,7 +244,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     except ReportError as exc:
         raise CliError(f"cannot merge: {exc}") from None
     if args.output is None:
-        _emit(merged.to_json(), None)
+        emit(merged.to_json(), None)
         return 0
     try:
         merged.save(args.output)
@@ -297,7 +282,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     """``greenmeter schema``: the JSON Schema of report files."""
     from greenmeter.report.schema import schema_text
 
-    _emit(schema_text(), args.output)
+    emit(schema_text(), args.output)
     return 0
 
 

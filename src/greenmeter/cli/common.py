@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
@@ -20,6 +21,7 @@ __all__ = [
     "StdoutError",
     "clip",
     "did_you_mean",
+    "emit",
     "format_name",
     "gpus_arg",
     "non_negative_float",
@@ -212,3 +214,19 @@ def gpus_arg(text: str) -> list[int | str]:
                 f"{part!r} is neither a GPU index nor a UUID (GPU-... or MIG-...)"
             )
     return out
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write ``text`` (a newline added) to standard output, or atomically to ``output``."""
+    if not text.endswith("\n"):
+        text += "\n"
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from greenmeter.files import write_file
+
+    try:
+        write_file(output, text)
+    except OSError as exc:  # an OutputError: its message names the path and the fix
+        raise CliError(str(exc)) from None

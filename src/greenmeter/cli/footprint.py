@@ -10,7 +10,7 @@ import argparse
 import sys
 from datetime import date, datetime, timedelta, timezone
 
-from greenmeter.cli.common import CliError
+from greenmeter.cli.common import CliError, emit
 
 __all__ = ["FORMATS", "add_footprint_parser", "cmd_footprint", "parse_when"]
 
@@ -142,7 +142,6 @@ def add_footprint_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 def cmd_footprint(args: argparse.Namespace) -> int:
     """``greenmeter footprint``."""
-    from greenmeter.cli.commands import _emit
     from greenmeter.footprint import DEFAULT_INDEX, FootprintError, footprint
     from greenmeter.render.footprint import render_footprint
 
@@ -176,5 +175,5 @@ def cmd_footprint(args: argparse.Namespace) -> int:
             sys.stderr.write(f"  {item.path}: {item.problem}\n")
         if len(summary.skipped) > _LISTED:
             sys.stderr.write(f"  ... and {len(summary.skipped) - _LISTED} more\n")
-    _emit(render_footprint(summary, args.format), args.output)
+    emit(render_footprint(summary, args.format), args.output)
     return 0
