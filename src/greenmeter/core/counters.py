@@ -70,9 +70,11 @@ class Counters:
         deferred: list[str] = []
         self._skip: set[int] = set()  # plan entries a boundary does not read at all
         for i, s in enumerate(self.sensors):
-            tracker = getattr(getattr(s, "inner", s), "tracker", None)
+            inner = getattr(s, "inner", s)
+            tracker = getattr(inner, "tracker", None)
             if tracker is None:
                 continue
+            inner.wait_exact = False  # boundaries are resolved here, later
             self.trackers.append(tracker)
             deferred.extend(tracker.ids)
             if set(self._plan[i][1]) <= set(tracker.ids):

@@ -161,6 +161,9 @@ class NvmlSensor(Sensor):
         self._nvml = nvml
         #: Reads the counter boards off the caller's thread (None: read at each call).
         self.tracker = tracker
+        #: :meth:`read` reads every counter itself, so each figure is exact at once
+        #: (a meter turns this off: it resolves boundaries from the tracker).
+        self.wait_exact = True
         self._devices = devices
         self._components = components
         self._lock = threading.Lock()
@@ -238,11 +241,14 @@ class NvmlSensor(Sensor):
     def read(self, now: float) -> dict[str, float]:
         """Cumulative joules per board since start-up.
 
-        Tracked boards answer from their record (no NVML call: the figure at ``now`` is
-        provisional until the next counter update); others take one NVML call each.
+        With :attr:`wait_exact` (the default) each live board takes one NVML call, on the
+        caller's thread. A meter turns it off: tracked boards then answer from their
+        record without a call (provisional until the counter's next update).
         """
         out: dict[str, float] = {}
         tracker = self.tracker
+        if self.wait_exact:
+            tracker = None
         with self._lock:
             for d in self._devices:
                 if tracker is not None and d.source == SOURCE_COUNTER:
