@@ -120,6 +120,7 @@ class _Reader:
             mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(h))
         except Exception as exc:
             self.dead = True
+            self.track.stopped = True
             self.on_fail(self.spec.component_id, exc, "reading the energy counter")
             return False
         t_b = time.monotonic()

@@ -125,6 +125,8 @@ class Track:
         # boundary instants (power is not interpolated across them)
         self._marks: list[float] = marks if marks is not None else []
         self.reads = 0
+        #: Set when the board stopped answering: figures after its last update are held.
+        self.stopped = False
         #: Changes of the counter seen so far.
         self.changes = 0
 
@@ -267,6 +269,8 @@ class Track:
                 return Figure(ups[0].value_j, INTERPOLATED, 0.0, False)
             u = ups[i]
             if times[i] == t or (self.continuous and i + 1 < len(ups) and times[i + 1] == t):
+                return Figure(u.value_j, COUNTER, 0.0, True)
+            if i + 1 >= len(ups) and self.stopped:  # no more updates will come: held
                 return Figure(u.value_j, COUNTER, 0.0, True)
             if i + 1 >= len(ups):  # after the latest update: provisional
                 extra = self._integral(times[i], t) if self.has_power and self._pt else 0.0
