@@ -74,16 +74,16 @@ def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
         meter.exit(h)
         pair.append(time.perf_counter() - a)
         time.sleep(0.005)
-    handles: dict[str, object] = {}
+    opened: dict[int, float] = {}
 
     def begin(name: str):  # type: ignore[no-untyped-def]
         h = meter.enter(name)
-        handles[name] = h
+        opened[id(h)] = h._state.open_since  # the phase's own start instant
         return h
 
     def end(h):  # type: ignore[no-untyped-def]
         meter.exit(h)
-        return (h._state.open_since, h._state.record.last_end_mono)
+        return (opened[id(h)], h._state.record.last_end_mono)
 
     spans, costs = run_phases(begin, end, t0)
     snap = meter.stop()

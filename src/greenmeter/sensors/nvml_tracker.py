@@ -1,25 +1,32 @@
-"""GPU energy counters read off the training thread, one reader per board.
+"""GPU energy counters read off the training thread, at a rate set by what is needed.
 
-A boundary only records its instant (:meth:`GpuTracker.mark`, a few microseconds); the
-energy at that instant is resolved later from each board's :class:`~greenmeter.sensors.
-placement.Track` (counter updates and instant-power samples), see
-:mod:`greenmeter.sensors.placement`.
+A boundary only records its instant (:meth:`GpuTracker.mark`, a list append and one
+lock release); the energy at that instant is resolved later from each board's
+:class:`~greenmeter.sensors.placement.Track` (counter updates and instant-power
+samples), see :mod:`greenmeter.sensors.placement`.
 
-Readers. Each board has a thread of its own, so boards are read in parallel and a board
-whose calls slow down never delays another. A reader times its counter reads to the
-updates: once it has located the update grid it reads just after each expected update
-(and, one update in four, also just before it, to keep the grid located), so a 100 ms
-counter costs about 12 calls a second whatever the call's latency. A read's value is
-taken as of the middle of the call. Each wake-up also takes one instant-power sample
-(a cheap call). A continuous counter (no visible step) is read every ``period_s``.
+Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machine):
 
-Boundaries. :meth:`GpuTracker.mark` wakes one more thread that takes an instant-power
-sample of every board right after the boundary, so the power of the new phase is known
-from its first milliseconds.
+* one *sampler* thread takes the instant power of every board in one wake-up (a cheap
+  call): right after each boundary, every ``ACTIVE_POWER_PERIOD_S`` while boundaries
+  come, every ``IDLE_POWER_PERIOD_S`` otherwise;
+* one *reader* thread per board reads its energy counter (a slow call: 2-6 ms on an
+  H200), so a slow board never delays another. While boundaries are pending (a
+  boundary in the last ``ACTIVE_HOLD_S``, or someone waiting for exact figures) a reader
+  follows the counter's updates: it reads just after each expected update (and, one
+  update in four, also just before it, to keep the update grid located). Otherwise it
+  reads about once every ``IDLE_READ_PERIOD_S`` (a pair of reads around one update
+  every other time, so the grid stays located): enough for run totals and to follow
+  wraps. The first boundary after a quiet stretch wakes the readers, which read at once
+  when the next update is far enough off, so the value before the boundary is caught.
+
+A read's value is taken as of the middle of the call; a call that took much longer
+than usual (the thread was held up) only proves what its ends prove.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +45,16 @@ _PRE_READ_EVERY = 4
 CONTINUOUS_PERIOD_S = 0.025
 #: A counter whose measured step is below this is continuous (s).
 CONTINUOUS_BELOW_S = 0.005
+#: Boundaries keep the readers following every counter update for this long (s).
+ACTIVE_HOLD_S = 1.0
+#: Counter read period of a board while no boundary is pending (s).
+IDLE_READ_PERIOD_S = 1.0
+#: Instant-power period while boundaries come (s).
+ACTIVE_POWER_PERIOD_S = 0.05
+#: Instant-power period while no boundary is pending (s).
+IDLE_POWER_PERIOD_S = 1.0
+#: An instant-power call longer than this (s) was held up: its sample is dropped.
+_SLOW_POWER_CALL_S = 0.001
 
 
 @dataclass
@@ -67,7 +84,7 @@ def _power_w(nv: Any, handle: Any) -> float | None:
 
 
 class _Reader:
-    """The reading thread of one board."""
+    """The counter-reading thread of one board."""
 
     def __init__(
         self,
@@ -77,6 +94,7 @@ class _Reader:
         on_fail: Callable[[str, BaseException, str], None],
         marks: list[float],
         lock: threading.Lock,
+        active: Callable[[], bool],
     ) -> None:
         self.nv = nv
         self.spec = spec
@@ -87,6 +105,7 @@ class _Reader:
         )
         self.stop = stop
         self.on_fail = on_fail
+        self.active = active
         self.dead = False
         self.latency_s = 0.0
         self.calls = 0
@@ -94,6 +113,9 @@ class _Reader:
         self._offset_j = 0.0
         self._base_mj = spec.base_mj
         self._seen = threading.Condition()
+        #: Set to make the reader recompute its next read now (a boundary after a quiet
+        #: stretch, someone waiting, or stop).
+        self.kick = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name=f"greenmeter-nvml-{spec.component_id[-8:]}", daemon=True
         )
@@ -106,15 +128,8 @@ class _Reader:
         return self._offset_j + (mj - self._base_mj) / 1000.0
 
     def read_once(self) -> bool:
-        """One instant-power sample and one counter read; False when the board failed."""
+        """One counter read; False when the board failed."""
         nv, h = self.nv, self.spec.handle
-        if self.spec.has_instant:
-            try:
-                p = _power_w(nv, h)
-            except Exception:
-                p = None
-            if p is not None:
-                self.track.add_power(time.monotonic(), p)
         t_a = time.monotonic()
         try:
             mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(h))
@@ -122,12 +137,20 @@ class _Reader:
             self.dead = True
             self.track.stopped = True
             self.on_fail(self.spec.component_id, exc, "reading the energy counter")
+            with self._seen:
+                self._seen.notify_all()
             return False
         t_b = time.monotonic()
         self.calls += 1
         lat = t_b - t_a
-        self.latency_s = lat if self.calls == 1 else 0.9 * self.latency_s + 0.1 * lat
-        self.track.add_read(0.5 * (t_a + t_b), self.energy_j(mj))
+        held_up = self.calls > 3 and lat > 1.5 * self.latency_s + 0.0005
+        if not held_up:
+            self.latency_s = lat if self.calls == 1 else 0.9 * self.latency_s + 0.1 * lat
+        mid = 0.5 * (t_a + t_b)
+        if held_up:  # the value's instant is only known to lie within the call
+            self.track.add_read(mid, self.energy_j(mj), t_a, t_b)
+        else:
+            self.track.add_read(mid, self.energy_j(mj))
         with self._seen:
             self._seen.notify_all()
         return True
@@ -142,7 +165,10 @@ class _Reader:
                     return
                 self._seen.wait(min(remaining, 0.05))
 
-    def _next_target(self, state: dict[str, float]) -> float:
+    def _guard(self, hw: float) -> float:
+        return max(0.0005, 0.5 * hw + 0.0003)
+
+    def _next_target(self, state: dict[str, float], now: float) -> float:
         """The instant the next read's value should be taken at."""
         track = self.track
         last = track.latest_read_s()
@@ -152,12 +178,31 @@ class _Reader:
         if state.get("catch"):
             state["catch"] = 0.0
             return state["u"] + 0.5 * step
-        nxt = track.next_update(last + 1e-4)
-        if nxt is None:
-            return last + 0.25 * step
+        nxt = track.next_update(max(last, now) + 1e-4 if state.get("now") else last + 1e-4)
+        if nxt is None:  # the grid is not located yet
+            if self.active() or now - track.latest_change_s() < 2.0 * IDLE_READ_PERIOD_S:
+                return last + 0.25 * step
+            return last + 0.5 * IDLE_READ_PERIOD_S  # a counter that does not move
         u, hw = nxt
-        guard = max(0.0005, 0.5 * hw + 0.0003)
-        if u != state.get("u"):
+        guard = self._guard(hw)
+        if state.pop("now", 0.0):  # woken by a boundary after a quiet stretch
+            if u - now > 0.5 * self.latency_s + guard + 0.001:
+                state["post"] = 0.0
+                return now + 0.5 * self.latency_s  # the value before the next update
+        if not self.active():
+            # quiet: about one read a second, around one update (a pair every other time)
+            if state.get("u", -math.inf) > last:  # after a pre-read: its post-read
+                state["post"] = 1.0
+                return state["u"] + guard
+            far = track.next_update(last + IDLE_READ_PERIOD_S - 0.5 * step)
+            if far is not None:
+                u, hw = far
+                guard = self._guard(hw)
+            if u != state.get("u"):
+                state["u"] = u
+                state["n"] = state.get("n", 0.0) + 1
+                state["pre"] = 1.0 if state["n"] % 2 == 0 else 0.0
+        elif u != state.get("u"):
             state["u"] = u
             state["n"] = state.get("n", 0.0) + 1
             state["pre"] = 1.0 if state["n"] % _PRE_READ_EVERY == 0 else 0.0
@@ -170,12 +215,17 @@ class _Reader:
 
     def _run(self) -> None:
         state: dict[str, float] = {}
+        kick = self.kick
         while not self.stop.is_set():
-            target = self._next_target(state)
-            start = target - 0.5 * self.latency_s
-            delay = start - time.monotonic()
-            if delay > 0 and self.stop.wait(delay):
-                return
+            now = time.monotonic()
+            target = self._next_target(state, now)
+            delay = target - 0.5 * self.latency_s - time.monotonic()
+            if delay > 0 and kick.wait(delay):
+                kick.clear()
+                if self.stop.is_set():
+                    return
+                state["now"] = 1.0
+                continue
             changes = self.track.changes
             if not self.read_once():
                 return
@@ -202,17 +252,24 @@ class GpuTracker:
         self._nv = nvml
         self._stop = threading.Event()
         self._marks: list[float] = []
+        self._marks_lock = threading.Lock()
+        #: Readers follow every update until this instant (monotonic s).
+        self._active_until = 0.0
+        self._waiters = 0
         lock = threading.Lock()
         self._readers = {
-            b.component_id: _Reader(nvml, b, self._stop, on_fail, self._marks, lock) for b in boards
+            b.component_id: _Reader(
+                nvml, b, self._stop, on_fail, self._marks, lock, self._is_active
+            )
+            for b in boards
         }
         self._origin: dict[str, Figure] = {}
         self._origin_s: float | None = None
-        # released by a boundary to wake the marker (the cheapest wake-up in CPython)
+        # released by a boundary to wake the sampler (the cheapest wake-up in CPython)
         self._marked = threading.Lock()
         self._marked.acquire()
-        self._marker = threading.Thread(target=self._sample_marks, name="greenmeter-nvml-marks")
-        self._marker.daemon = True
+        self._sampler = threading.Thread(target=self._sample_power, name="greenmeter-nvml-power")
+        self._sampler.daemon = True
         self._started = False
 
     @property
@@ -228,17 +285,21 @@ class GpuTracker:
         """Mean duration of one counter read of a board (s)."""
         return self._readers[component_id].latency_s
 
+    def _is_active(self) -> bool:
+        return self._waiters > 0 or time.monotonic() < self._active_until
+
     def start(self) -> None:
-        """Take a first read of every board and start the readers (idempotent)."""
+        """Take a first read of every board and start the threads (idempotent)."""
         if self._started:
             return
         self._started = True
         for r in self._readers.values():
             r.read_once()
+        self._sample_all()
         for r in self._readers.values():
             if not r.dead:
                 r.thread.start()
-        self._marker.start()
+        self._sampler.start()
 
     def set_origin(self, t: float) -> None:
         """Energies count from instant ``t`` (the meter's start)."""
@@ -247,33 +308,53 @@ class GpuTracker:
         self.mark(t)
 
     def mark(self, t: float) -> None:
-        """A phase boundary at ``t``: record it and sample instant power right after."""
+        """A phase boundary at ``t``: record it; the sampler takes instant power right
+        after it (O(1) on the caller's thread: an append and a lock release)."""
         marks = self._marks
-        if not marks or t > marks[-1]:
-            marks.append(t)
-        self._wake()
-
-    def _wake(self) -> None:
+        with self._marks_lock:
+            if not marks or t > marks[-1]:
+                marks.append(t)
         try:
             self._marked.release()
         except RuntimeError:  # already released: a wake-up is pending
             pass
 
-    def _sample_marks(self) -> None:
-        readers = [r for r in self._readers.values() if r.spec.has_instant]
-        while not self._stop.is_set():
-            self._marked.acquire()
-            if self._stop.is_set():
+    def _wake_readers(self) -> None:
+        for r in self._readers.values():
+            r.kick.set()
+
+    def _sample_all(self) -> None:
+        nv = self._nv
+        for r in self._readers.values():
+            if r.dead or not r.spec.has_instant:
+                continue
+            t_a = time.monotonic()
+            try:
+                p = _power_w(nv, r.spec.handle)
+            except Exception:
+                continue
+            t_b = time.monotonic()
+            if p is not None and t_b - t_a <= _SLOW_POWER_CALL_S:
+                r.track.add_power(t_a, p, t_b)
+
+    def _sample_power(self) -> None:
+        """The sampler thread: instant power of every board after each boundary and
+        periodically; wakes the readers on the first boundary after a quiet stretch."""
+        marked, stop = self._marked, self._stop
+        due = time.monotonic()
+        while not stop.is_set():
+            got = marked.acquire(timeout=max(0.0, due - time.monotonic()))
+            if stop.is_set():
                 return
-            for r in readers:
-                if r.dead:
-                    continue
-                try:
-                    p = _power_w(self._nv, r.spec.handle)
-                except Exception:
-                    continue
-                if p is not None:
-                    r.track.add_power(time.monotonic(), p)
+            now = time.monotonic()
+            if got:
+                quiet = now >= self._active_until and self._waiters == 0
+                self._active_until = now + ACTIVE_HOLD_S
+                if quiet:
+                    self._wake_readers()
+            self._sample_all()
+            period = ACTIVE_POWER_PERIOD_S if self._is_active() else IDLE_POWER_PERIOD_S
+            due = time.monotonic() + period
 
     def ready(self, t: float) -> bool:
         """Every live board has seen a counter update after ``t``."""
@@ -281,9 +362,16 @@ class GpuTracker:
 
     def wait_ready(self, t: float, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until figures at ``t`` are exact; True when so."""
+        if self.ready(t):
+            return True
         deadline = time.monotonic() + timeout_s
-        for r in self._readers.values():
-            r.wait_read_after(t, max(0.0, deadline - time.monotonic()))
+        self._waiters += 1
+        try:
+            self._wake_readers()
+            for r in self._readers.values():
+                r.wait_read_after(t, max(0.0, deadline - time.monotonic()))
+        finally:
+            self._waiters -= 1
         return self.ready(t)
 
     def figure(self, component_id: str, t: float) -> Figure:
@@ -316,12 +404,16 @@ class GpuTracker:
         return sum(r.calls for r in self._readers.values())
 
     def close(self, timeout_s: float = 1.0) -> None:
-        """Stop the readers (waits at most ``timeout_s`` for each)."""
+        """Stop the threads (waits at most ``timeout_s`` for each)."""
         self._stop.set()
-        self._wake()
+        self._wake_readers()
+        try:
+            self._marked.release()
+        except RuntimeError:
+            pass
         deadline = time.monotonic() + timeout_s
         for r in self._readers.values():
             if r.thread.is_alive():
                 r.thread.join(max(0.0, deadline - time.monotonic()))
-        if self._marker.is_alive():
-            self._marker.join(max(0.0, deadline - time.monotonic()))
+        if self._sampler.is_alive():
+            self._sampler.join(max(0.0, deadline - time.monotonic()))

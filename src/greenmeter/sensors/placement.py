@@ -49,6 +49,11 @@ _RANK = {COUNTER: 0, PLACED: 1, INTERPOLATED: 2}
 
 #: Most recent brackets intersected to locate the update grid.
 _GRID_WINDOW = 48
+#: Uncertainty of one timestamp taken around a driver call (s): thread wake-up and
+#: clock reading on either side of it.
+_STAMP_S = 0.0005
+#: Two samples closer than this share of the power spread seen pin the power between them.
+_FLAT_SHARE = 0.05
 #: Updates a Track keeps at most (about 7 minutes at 100 ms); older ones are trimmed.
 _MAX_UPDATES = 4096
 
@@ -85,6 +90,46 @@ class _Update:
         self.value_j = value_j
 
 
+class _StepModel:
+    """Cumulative integrals of the power model over one stretch between two updates,
+    at every sample and boundary inside it: a figure inside costs a bisection."""
+
+    __slots__ = ("f", "p_hi_w", "spread_w", "u", "unseen_j", "whole_j", "xs")
+
+    def __init__(self, track: Track, t0: float, t1: float) -> None:
+        pt, pw, m = track._pt, track._pw, track._marks
+        i0 = max(0, bisect_left(pt, t0) - 1)
+        i1 = min(len(pt), bisect_right(pt, t1) + 1)
+        seen = pw[i0:i1] or [pw[-1]]
+        self.p_hi_w = max(seen)
+        self.spread_w = self.p_hi_w - min(seen)
+        inner = sorted(
+            {
+                *pt[bisect_right(pt, t0) : bisect_left(pt, t1)],
+                *m[bisect_right(m, t0) : bisect_left(m, t1)],
+            }
+        )
+        xs = [t0, *inner, t1]
+        f = [0.0]
+        u = [0.0]
+        for a, b in itertools.pairwise(xs):
+            f.append(f[-1] + track._integral(a, b))
+            u.append(u[-1] + track._unseen(a, b, self.spread_w))
+        self.xs, self.f, self.u = xs, f, u
+        self.whole_j = f[-1]
+        self.unseen_j = u[-1]
+
+    def part(self, track: Track, t: float) -> float:
+        """Integral (J) of the modelled power from the stretch's start to ``t``."""
+        j = max(0, bisect_right(self.xs, t) - 1)
+        return self.f[j] + track._integral(self.xs[j], t)
+
+    def unseen_before(self, track: Track, t: float) -> float:
+        """Energy (J) the model may be off by from the stretch's start to ``t``."""
+        j = max(0, bisect_right(self.xs, t) - 1)
+        return self.u[j] + track._unseen(self.xs[j], t, self.spread_w)
+
+
 class Track:
     """The record of one counter's updates and one board's instant power.
 
@@ -117,9 +162,11 @@ class Track:
         self._updates: list[_Update] = []
         self._times: list[float] = []  # estimated instant of each update (cache)
         self._last_read_s = -math.inf
+        self._last_old_s = -math.inf  # latest instant the counter still held its value
         self._last_value: float | None = None
         self._phi: tuple[float, float] | None = None  # grid origin interval (k = 0)
         self._first_mid: tuple[int, float] | None = None
+        self._models: dict[tuple[float, float], _StepModel] = {}
         self._pt: list[float] = []  # instant-power sample instants
         self._pw: list[float] = []  # and values (W)
         # boundary instants (power is not interpolated across them)
@@ -132,34 +179,66 @@ class Track:
 
     # -- recording ------------------------------------------------------------------------
 
-    def add_read(self, s: float, value_j: float) -> bool:
-        """A counter read whose value was taken at instant ``s``; True when it changed."""
+    def add_read(
+        self, s: float, value_j: float, start_s: float | None = None, end_s: float | None = None
+    ) -> bool:
+        """A counter read whose value was taken at instant ``s``; True when it changed.
+
+        ``start_s``/``end_s`` (s), when given, are the ends of a call whose value instant
+        is not trusted to be ``s`` (the call was slow: the thread was held up): a read
+        that saw the old value then only proves the update came after ``start_s``, one
+        that saw a new value that it came before ``end_s``.
+        """
         with self._lock:
             self.reads += 1
             last = self._last_value
             if s <= self._last_read_s:
                 return False
-            prev_s, self._last_read_s = self._last_read_s, s
+            prev_s, self._last_read_s = self._last_old_s, s
             if last is not None and value_j == last:
+                self._last_old_s = s if start_s is None else start_s
                 return False
+            self._last_old_s = s if start_s is None else start_s
+            hi = s if end_s is None else end_s
             self._last_value = value_j
             if self.continuous:
                 k = self._updates[-1].k + 1 if self._updates else 0
                 self._append(_Update(k, s, s, value_j))
                 return True
             if not self._updates:  # the first value: its update lies at or before s
-                self._append(_Update(0, -math.inf, s, value_j))
+                self._append(_Update(0, -math.inf, hi, value_j))
                 return True
             before = self._updates[-1]
-            gap = (s - before.hi) / self.step_s
-            k = before.k + max(1, round(gap))
-            self._append(_Update(k, prev_s, s, value_j))
+            k = self._grid_k(prev_s, hi)
+            if k is None or k <= before.k:
+                gap = (hi - before.hi) / self.step_s
+                k = before.k + max(1, round(gap))
+            self._append(_Update(k, prev_s, hi, value_j))
             self._fit()
             return True
 
-    def add_power(self, t: float, power_w: float) -> None:
-        """An instant-power sample (W) taken at ``t``."""
+    def _grid_k(self, lo: float, hi: float) -> int | None:
+        """The index of the latest grid update in the bracket (``lo``, ``hi``]; None
+        while the grid is not located or when the bracket holds no grid instant."""
+        if self._phi is None or not math.isfinite(lo):
+            return None
+        mid = 0.5 * (self._phi[0] + self._phi[1])
+        tol = self._half_width() + _STAMP_S
+        k = math.floor((hi + tol - mid) / self.step_s)
+        if mid + k * self.step_s < lo - tol:
+            return None
+        return k
+
+    def add_power(self, t: float, power_w: float, end_s: float | None = None) -> None:
+        """An instant-power sample (W) taken at ``t`` (or within a call from ``t`` to
+        ``end_s``: dropped when a boundary falls inside it, since it may belong to
+        either side)."""
         with self._lock:
+            if end_s is not None:
+                m = self._marks
+                if m and bisect_right(m, end_s) > bisect_right(m, t):
+                    return
+                t = 0.5 * (t + end_s)
             if self._pt and t <= self._pt[-1]:
                 return
             self._pt.append(t)
@@ -192,32 +271,42 @@ class Track:
             elif last.k - self._first_mid[0] >= 50:
                 self.step_s = (mid - self._first_mid[1]) / (last.k - self._first_mid[0])
         step = self.step_s
-        lo, hi = -math.inf, math.inf
-        n = 0
-        for u in reversed(ups[-_GRID_WINDOW:]):
-            a, b = u.lo - u.k * step, u.hi - u.k * step
-            na, nb = max(lo, a), min(hi, b)
-            if na > nb:  # inconsistent with newer ones: the grid moved; keep the newer
-                break
-            lo, hi = na, nb
-            n += 1
-        self._phi = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
-        # re-estimate the recent updates' instants within their own brackets
-        start = max(0, len(ups) - n)
-        for i in range(start, len(ups)):
+        window = ups[-_GRID_WINDOW:]
+        shifted = [(u.lo - u.k * step, u.hi - u.k * step) for u in window if math.isfinite(u.lo)]
+        if shifted:
+            # the grid origin agreed on by most brackets: one bracket whose read was held
+            # up (so its instant is off) cannot pull the grid away from the others
+            events = sorted([(lo, 0) for lo, _ in shifted] + [(hi, 1) for _, hi in shifted])
+            depth = best = 0
+            at = events[0][0]
+            for x, kind in events:
+                if kind == 0:
+                    depth += 1
+                    if depth > best:
+                        best, at = depth, x
+                else:
+                    depth -= 1
+            cover = [(lo, hi) for lo, hi in shifted if lo <= at <= hi]
+            self._phi = (max(lo for lo, _ in cover), min(hi for _, hi in cover))
+        # re-estimate the recent updates' instants
+        for i in range(max(0, len(ups) - len(window)), len(ups)):
             self._times[i] = self._estimate(ups[i])
+        for i in range(max(1, len(ups) - len(window)), len(ups)):  # keep them increasing
+            if self._times[i] <= self._times[i - 1]:
+                self._times[i] = min(ups[i].hi, self._times[i - 1] + 1e-6)
 
     def _estimate(self, u: _Update) -> float:
         if self.continuous:
             return u.hi
+        lo = u.lo if math.isfinite(u.lo) else u.hi - self.step_s
         if self._phi is not None:
             t = 0.5 * (self._phi[0] + self._phi[1]) + u.k * self.step_s
-        elif math.isfinite(u.lo):
-            t = 0.5 * (u.lo + u.hi)
-        else:
-            t = u.hi - 0.5 * self.step_s
-        lo = u.lo if math.isfinite(u.lo) else u.hi - self.step_s
-        return min(max(t, lo), u.hi)
+            tol = self._half_width() + _STAMP_S
+            if lo - tol <= t <= u.hi + tol:  # the grid agrees with the bracket
+                return t
+        if math.isfinite(u.lo):
+            return 0.5 * (u.lo + u.hi)
+        return u.hi - 0.5 * self.step_s
 
     def uncertainty_s(self) -> float:
         """Half-width of the interval each update instant is known within (s)."""
@@ -253,6 +342,11 @@ class Track:
                 return ups[-1].hi >= t
             return ups[-1].lo >= t or (len(ups) > 1 and self._times[-2] > t)
 
+    def latest_change_s(self) -> float:
+        """Instant of the first read that saw the latest change of the counter (s)."""
+        with self._lock:
+            return self._updates[-1].hi if self._updates else -math.inf
+
     def latest_read_s(self) -> float:
         """Instant of the latest counter read (s)."""
         with self._lock:
@@ -280,12 +374,12 @@ class Track:
             delta = nxt.value_j - u.value_j
             hw = 0.0 if self.continuous else self._half_width()
             if self.has_power and self._pt:
-                whole = self._integral(t0, t1)
-                part = self._integral(t0, t)
+                step = self._step_model(t0, t1)
+                whole = step.whole_j
+                part = step.part(self, t)
                 if whole > 0:
                     frac = min(1.0, max(0.0, part / whole))
-                    p_hi, p_lo, gap = self._power_range(t0, t1, t)
-                    bound = p_hi * 2.0 * hw + (p_hi - p_lo) * gap
+                    bound = self._bound(step, t, part, hw)
                     return Figure(u.value_j + delta * frac, PLACED, min(bound, delta), True)
             frac = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
             bound = delta * max(frac, 1.0 - frac)
@@ -337,18 +431,75 @@ class Track:
                     total += 0.5 * (self._power(x, seg) + self._power(y, seg)) * (y - x)
         return total
 
-    def _power_range(self, t0: float, t1: float, t: float) -> tuple[float, float, float]:
-        """(highest, lowest) power seen from ``t0`` to ``t1``, and the stretch (s) around
-        ``t`` that no sample saw: between the samples on either side of it, within the
-        step."""
-        pt, pw = self._pt, self._pw
-        i0 = max(0, bisect_left(pt, t0) - 1)
-        i1 = min(len(pt), bisect_right(pt, t1) + 1)
-        seen = pw[i0:i1] or [pw[-1]]
-        i = bisect_right(pt, t)
-        left = max(t0, pt[i - 1]) if i > 0 else t0
-        right = min(t1, pt[i]) if i < len(pt) else t1
-        return max(seen), min(seen), 0.5 * max(0.0, right - left)
+    def _step_model(self, t0: float, t1: float) -> _StepModel:
+        """The power model of the stretch from ``t0`` to ``t1``, kept while nothing can
+        still change inside it (figures between the same two updates reuse it)."""
+        key = (t0, t1)
+        model = self._models.get(key)
+        if model is not None:
+            return model
+        model = _StepModel(self, t0, t1)
+        if self._pt[-1] > t1 + 0.01:  # later samples and boundaries fall after t1
+            if len(self._models) > 64:
+                self._models.clear()
+            self._models[key] = model
+        return model
+
+    def _bound(self, step: _StepModel, t: float, part: float, hw: float) -> float:
+        """Error bound (J) of a placement at ``t`` between updates at ``t0`` and ``t1``.
+
+        Two parts, from the step and the power seen in it:
+
+        * timing: each update instant is known within ``hw`` (plus the uncertainty of a
+          timestamp), and energy drawn in that stretch may fall on either side: at most
+          the highest power seen times the stretch, at both ends;
+        * power: where no sample pins the power (before the first sample after a
+          boundary, after the last one before it, between two samples that differ), it
+          may have been anything between the lowest and the highest power seen; the
+          error that moves on either side of ``t`` is weighted by the share of the step
+          on the other side (the placement is rescaled to the counter).
+        """
+        whole = step.whole_j
+        timing = step.p_hi_w * 2.0 * (hw + _STAMP_S)
+        e1 = step.unseen_before(self, t)
+        e2 = step.unseen_j - e1
+        return timing + (e1 * max(0.0, whole - part) + e2 * max(0.0, part)) / whole
+
+    def _unseen(self, a: float, b: float, spread_w: float) -> float:
+        """Energy (J) the power model may be off by from ``a`` to ``b``: each stretch
+        that no pair of equal samples pins counts ``spread_w`` times its length; a
+        stretch between two samples that differ by less than :data:`_FLAT_SHARE` of
+        the spread counts their difference times its length."""
+        if b <= a:
+            return 0.0
+        m, pt, pw = self._marks, self._pt, self._pw
+        cuts = [a, *m[bisect_right(m, a) : bisect_left(m, b)], b]
+        total = 0.0
+        for x, y in itertools.pairwise(cuts):
+            if y <= x:
+                continue
+            s0, s1 = self._segment(0.5 * (x + y))
+            i = bisect_left(pt, max(s0, x))
+            j = bisect_right(pt, min(s1, y))
+            # the segment's samples around [x, y]: one before x and one after y if in it
+            if i > 0 and pt[i - 1] >= s0:
+                i -= 1
+            if j < len(pt) and pt[j] < s1:
+                j += 1
+            if i >= j:  # no sample in the segment: nothing pins its power
+                total += spread_w * (y - x)
+                continue
+            if pt[i] > x:  # held from the first sample back to the segment's start
+                total += spread_w * (min(pt[i], y) - x)
+            if pt[j - 1] < y:  # held from the last sample on to the segment's end
+                total += spread_w * (y - max(pt[j - 1], x))
+            for k in range(i, j - 1):
+                lo, hi = max(pt[k], x), min(pt[k + 1], y)
+                if hi <= lo:
+                    continue
+                diff = abs(pw[k + 1] - pw[k])
+                total += (spread_w if diff > _FLAT_SHARE * spread_w else diff) * (hi - lo)
+        return total
 
     # -- memory ---------------------------------------------------------------------------
 
