@@ -63,8 +63,9 @@ def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
     assert sensor is not None, unavailable
     ids = [c.id for c in sensor.components()]
     meter = Meter([sensor], sample_interval_s=0.1).start()
+    time.sleep(1.5)  # start-up: first reads, the start boundary's active second
     cpu0, wall0 = time.process_time(), time.monotonic()
-    time.sleep(3.0)  # idle: background CPU of the readers and the sampler
+    time.sleep(3.0)  # idle: background CPU of the readers and the samplers
     idle_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
     # boundary cost over many short phases
     pair = []
@@ -172,7 +173,7 @@ def main() -> None:
     from greenmeter.testing.fake_nvml import FakeGpu, FakeNvml
 
     t_start = time.monotonic()
-    trace_t0 = t_start + 8.0
+    trace_t0 = t_start + 9.5
     trace = PowerTrace(PHASES, t0=trace_t0, repeat=False)
     fake = FakeNvml(
         [FakeGpu(trace, counter_step_s=STEP_S, call_latency_s=LATENCY_S) for _ in range(N_GPUS)]

@@ -110,6 +110,9 @@ def test_eight_slow_boards_boundaries_cheap_and_placed() -> None:
         p = phases[name]
         assert p.energy_methods[ids[0]] == "counter+instant_power"
         assert not p.provisional
+        for k, cid in enumerate(ids):  # the reported bound holds the true error
+            truth = fake.energy_j(k, a, b)
+            assert abs(p.energy_j[cid] - truth) <= p.energy_bound_j[cid] + 1e-3, (name, k)
     # run totals: the counter's own total, nothing created or lost
     for k, cid in enumerate(ids):
         truth = fake.energy_j(k, meter.started_mono, meter.ended_mono)

@@ -180,9 +180,11 @@ class _Reader:
             return state["u"] + 0.5 * step
         nxt = track.next_update(max(last, now) + 1e-4 if state.get("now") else last + 1e-4)
         if nxt is None:  # the grid is not located yet
-            if self.active() or now - track.latest_change_s() < 2.0 * IDLE_READ_PERIOD_S:
+            moving = track.changes >= 2 and now - track.latest_change_s() < 2 * IDLE_READ_PERIOD_S
+            if moving:  # four reads a step locate it within a few updates
                 return last + 0.25 * step
-            return last + 0.5 * IDLE_READ_PERIOD_S  # a counter that does not move
+            # a counter that does not move (an idle board that draws nothing)
+            return last + (step if self.active() else 0.5 * IDLE_READ_PERIOD_S)
         u, hw = nxt
         guard = self._guard(hw)
         if state.pop("now", 0.0):  # woken by a boundary after a quiet stretch
