@@ -121,7 +121,10 @@ def test_eight_slow_boards_boundaries_cheap_and_placed() -> None:
         first, last = spans[0][1], spans[-1][2]
         gaps = sum(b2[1] - b1[2] for b1, b2 in itertools.pairwise(spans))
         assert gaps < 0.01
-        assert laid <= snap.energy_j[cid] + 1e-6
+        # phases resolved at different times (as the update grid is refined) agree
+        # with the run total within their bounds
+        slack = sum(phases[name].energy_bound_j[cid] for name, _a, _b in spans)
+        assert laid <= snap.energy_j[cid] + slack + 1e-6
         assert laid == pytest.approx(fake.energy_j(k, first, last), rel=0.005)
 
 
