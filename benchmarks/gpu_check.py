@@ -14,7 +14,13 @@ Sections (each independent: an error is printed and the next section runs):
    ``nvmlDeviceGetPowerUsage`` (1 s average) integral beside them;
 5. cost of ``torch.cuda.synchronize()`` at a boundary;
 6. greenmeter's ``NvmlSensor`` against the raw counter;
-7. a tiny Lightning fit with ``GreenMeterCallback`` (if both import).
+7. a tiny Lightning fit with ``GreenMeterCallback`` (if both import);
+8. boundary placement: the load switches between matmul and sleep every 300 ms, a meter
+   marks a phase boundary at each switch, and each phase's placed GPU energy (with its
+   method and bound) is compared with the real counter, read as fast as it answers on a
+   thread of its own: over each run of phases that starts and ends on counter updates the
+   sums must agree, and each phase must lie within its bound plus the counter's own
+   uncertainty there.
 """
 
 from __future__ import annotations
@@ -488,6 +494,92 @@ def lightning_fit() -> dict:
 # -- main -------------------------------------------------------------------------------------
 
 
+@section("boundary placement against the real counter")
+def placement_check(nv: Any, h: Any, load: Load) -> dict:
+    from greenmeter.core.meter import Meter
+    from greenmeter.sensors import nvml
+
+    raw: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def follow() -> None:  # the real counter, read back to back
+        while not stop.is_set():
+            a = time.monotonic()
+            mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(h))
+            raw.append((0.5 * (a + time.monotonic()), mj))
+
+    sensor, unavailable = nvml.probe(gpus=[0], sample_interval_s=0.1)
+    if sensor is None:
+        raise RuntimeError(f"no NVML sensor: {unavailable}")
+    cid = sensor.components()[0].id
+    th = threading.Thread(target=follow, daemon=True)
+    th.start()
+    meter = Meter([sensor], sample_interval_s=0.1).start()
+    spans = []
+    t = time.monotonic() + 0.5
+    for i in range(20):  # 6 s: matmul and sleep in turn, a boundary at each switch
+        while time.monotonic() < t:
+            time.sleep(0.0005)
+        load.mode = "steady" if i % 2 == 0 else "idle"
+        h_phase = meter.enter(f"p{i}")
+        a = h_phase._state.open_since
+        t += 0.3
+        while time.monotonic() < t:
+            time.sleep(0.0005)
+        meter.exit(h_phase)
+        spans.append((f"p{i}", a, h_phase._state.record.last_end_mono))
+    load.mode = "idle"
+    snap = meter.stop()
+    sensor.close()
+    stop.set()
+    th.join(timeout=2)
+    phases = {p.path[0]: p for p in snap.phases}
+
+    def counter_at(x: float) -> tuple[float, float]:
+        """(J at the last raw read before x, J at the first raw read after x)."""
+        before = max((r for r in raw if r[0] <= x), default=raw[0])
+        after = min((r for r in raw if r[0] >= x), default=raw[-1])
+        return before[1] / 1000.0, after[1] / 1000.0
+
+    rows = []
+    for name, a, b in spans:
+        p = phases[name]
+        lo_a, hi_a = counter_at(a)
+        lo_b, hi_b = counter_at(b)
+        # the counter alone brackets the phase's energy between these
+        low, high = max(0.0, lo_b - hi_a), hi_b - lo_a
+        got = p.energy_j[cid]
+        bound = p.energy_bound_j.get(cid, 0.0)
+        rows.append(
+            {
+                "phase": name,
+                "placed_j": got,
+                "counter_low_j": low,
+                "counter_high_j": high,
+                "bound_j": bound,
+                "method": p.energy_methods.get(cid),
+                "within": low - bound - 1e-3 <= got <= high + bound + 1e-3,
+            }
+        )
+    total_placed = sum(r["placed_j"] for r in rows)
+    c0 = counter_at(spans[0][1])
+    c1 = counter_at(spans[-1][2])
+    out = {
+        "phases": rows,
+        "placed_total_j": total_placed,
+        "counter_total_low_j": c1[0] - c0[1],
+        "counter_total_high_j": c1[1] - c0[0],
+        "all_within": all(r["within"] for r in rows),
+        "raw_reads": len(raw),
+    }
+    print(
+        f"  {sum(r['within'] for r in rows)}/{len(rows)} phases within the counter's bracket "
+        f"plus their bound; total placed {total_placed:.2f} J vs counter "
+        f"[{out['counter_total_low_j']:.2f}, {out['counter_total_high_j']:.2f}] J"
+    )
+    return out
+
+
 def main() -> int:
     try:
         import pynvml as nv
@@ -522,6 +614,7 @@ def main() -> int:
         sync_cost(torch, load)
     sensor_vs_raw(nv, h, load)
     if load:
+        placement_check(nv, h, load)
         load.close()
     if torch is not None:
         lightning_fit()

@@ -307,6 +307,7 @@ def _measure_one(
     if latencies:
         handle.add(samples=bs * len(latencies), tokens=tokens_total, steps=len(latencies))
 
+    meter.settle()  # GPU figures are final once the counter's next update is seen
     after = _phase_record(meter.snapshot(), path)
     energy = {k: v - e0.get(k, 0.0) for k, v in after.energy_j.items()}
     duration = after.duration_s - d0

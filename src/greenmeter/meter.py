@@ -444,6 +444,11 @@ class EnergyMeter:
         """Convert a ``time.monotonic()`` instant to an aware UTC datetime."""
         return self.core.utc(t_mono)
 
+    def settle(self, timeout_s: float | None = None) -> bool:
+        """Wait until GPU figures up to now are exact (the counter's next update was
+        seen); True when they are. See :meth:`greenmeter.core.meter.Meter.settle`."""
+        return self.core.settle(timeout_s)
+
     def snapshot(self) -> MeterSnapshot:
         """The meter's state as plain data (``running=True`` before :meth:`stop`)."""
         return self.core.snapshot()

@@ -10,19 +10,24 @@ Two steps, kept apart on purpose:
   run's cumulative energy per component, never decreasing (a stale or racing value
   below an earlier one is ignored). Phase accounting takes differences of these.
 
-Today a boundary resolves its energy at once from its own read. Counters that update
-slowly and cost milliseconds to read (NVML) can later record only the instant at a
-boundary and resolve the energy afterwards from the sampler's readings, by changing
-:class:`Totals` and :meth:`Counters.read` without touching phase accounting.
+Counters that update slowly and cost milliseconds to read (NVML) are *deferred*: their
+sensor has a ``tracker`` (:class:`greenmeter.sensors.nvml_tracker.GpuTracker`) that reads
+them on threads of its own. A boundary only marks its instant there
+(:meth:`Counters.read` with ``boundary=True``); the energy at that instant is resolved
+later (:meth:`Counters.deferred_figures`), once the next counter update has been seen.
+:class:`Totals` holds the other components only.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from greenmeter.core.records import Reading
 from greenmeter.sensors.base import ComponentInfo, ComponentStatus, Sensor, SensorWarning
 from greenmeter.sensors.bounded import BoundedSensor
+from greenmeter.sensors.placement import Figure
 
 __all__ = ["Counters", "Totals"]
 
@@ -60,21 +65,48 @@ class Counters:
             (s, tuple(c.id for c in s.components()), isinstance(s, BoundedSensor))
             for s in self.sensors
         ]
+        #: Trackers of deferred components, and the ids each covers.
+        self.trackers: list[Any] = []
+        deferred: list[str] = []
+        self._skip: set[int] = set()  # plan entries a boundary does not read at all
+        for i, s in enumerate(self.sensors):
+            inner = getattr(s, "inner", s)
+            tracker = getattr(inner, "tracker", None)
+            if tracker is None:
+                continue
+            inner.wait_exact = False  # boundaries are resolved here, later
+            self.trackers.append(tracker)
+            deferred.extend(tracker.ids)
+            if set(self._plan[i][1]) <= set(tracker.ids):
+                self._skip.add(i)
+        self.deferred_ids: frozenset[str] = frozenset(deferred)
+        self.immediate_ids: tuple[str, ...] = tuple(c for c in ids if c not in self.deferred_ids)
         self._baseline: dict[str, float] = {}
         self._on_error = on_error
 
     def open(self, now: float) -> None:
         """Take the baseline: later readings count from the values at ``now``."""
-        raw, _stale = self._raw(now)
+        for tracker in self.trackers:
+            tracker.set_origin(now)
+        raw, _stale = self._raw(now, boundary=True)
         self._baseline = raw
+        for cid in self.deferred_ids:
+            self._baseline[cid] = 0.0  # trackers count from their origin
 
-    def read(self, now: float) -> Reading:
+    def read(self, now: float, *, boundary: bool = False, mark: bool = True) -> Reading:
         """Every component's energy since :meth:`open`, as of ``now`` (joules).
 
         A component whose sensor failed or timed out is listed in ``stale``, with its
         last known value when it has one (else it is missing from ``energy_j``).
+
+        With ``boundary``, deferred components are left out (they are resolved later
+        from their tracker, :meth:`deferred_figures`) and, with ``mark``, their trackers
+        note the instant; nothing waits on their driver.
         """
-        raw, stale = self._raw(now)
+        if boundary and mark:
+            for tracker in self.trackers:
+                tracker.mark(now)
+        raw, stale = self._raw(now, boundary=boundary)
         base = self._baseline
         try:
             energy = {cid: value - base[cid] for cid, value in raw.items()}
@@ -82,10 +114,40 @@ class Counters:
             energy = {cid: value - base.setdefault(cid, value) for cid, value in raw.items()}
         return Reading(now, energy, stale)
 
-    def _raw(self, now: float) -> tuple[dict[str, float], frozenset[str]]:
+    def deferred_figures(self, now: float) -> dict[str, Figure]:
+        """Each deferred component's energy since :meth:`open` at ``now``, with how it
+        was obtained (exact once a counter update after ``now`` was seen)."""
+        out: dict[str, Figure] = {}
+        for tracker in self.trackers:
+            for cid in tracker.ids:
+                out[cid] = tracker.figure(cid, now)
+        return out
+
+    def deferred_ready(self, now: float) -> bool:
+        """Figures of every deferred component at ``now`` are exact."""
+        return all(tracker.ready(now) for tracker in self.trackers)
+
+    def wait_deferred(self, now: float, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` until :meth:`deferred_ready` at ``now``."""
+        deadline = time.monotonic() + timeout_s
+        ok = True
+        for tracker in self.trackers:
+            ok = tracker.wait_ready(now, max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
+    def trim_deferred(self, before: float) -> None:
+        """Trackers may forget their record before ``before``."""
+        for tracker in self.trackers:
+            tracker.trim(before)
+
+    def _raw(self, now: float, boundary: bool = False) -> tuple[dict[str, float], frozenset[str]]:
         raw: dict[str, float] = {}
         stale: set[str] | None = None
-        for sensor, own, bounded in self._plan:
+        skip = self._skip if boundary else ()
+        deferred = self.deferred_ids if boundary else ()
+        for i, (sensor, own, bounded) in enumerate(self._plan):
+            if i in skip:
+                continue
             try:
                 if bounded:
                     values, fresh = sensor.read_fresh(now)  # type: ignore[attr-defined]
@@ -97,6 +159,9 @@ class Counters:
                         comp.id, f"reading {sensor.name} failed: {exc!r}", "sensor.read_error", now
                     )
                 values, fresh = {}, False
+            if deferred:
+                own = tuple(c for c in own if c not in deferred)
+                values = {c: v for c, v in values.items() if c not in deferred}
             raw.update(values)
             if not fresh or len(values) < len(own):
                 stale = stale if stale is not None else set()
@@ -156,7 +221,7 @@ class Totals:
         """
         last = self._last
         for cid, value in reading.energy_j.items():
-            if value >= last.get(cid, 0.0):
+            if cid in last and value >= last[cid]:
                 last[cid] = value
         return dict(last)
 

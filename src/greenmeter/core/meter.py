@@ -167,7 +167,10 @@ class Meter:
         except ValueError as exc:
             raise MeterError(str(exc)) from None
         self._counters = counters
-        self._totals = Totals(counters.ids)
+        self._totals = Totals(counters.immediate_ids)
+        if counters.trackers:
+            self._book.figures = counters.deferred_figures
+            self._book.ready = counters.deferred_ready
         self.started_utc = datetime.now(timezone.utc)
         self.started_mono = time.monotonic()
         counters.open(self.started_mono)
@@ -222,8 +225,18 @@ class Meter:
             self._tell("phase_exited", state.record.path, now)
         if self._sampler is not None:
             self._sampler.stop()
+        assert self._counters is not None
+        if self._counters.trackers:
+            # GPU figures at the stop instant are final once the next counter update is seen
+            if not self._counters.wait_deferred(now, self._settle_timeout_s()):
+                self._note(
+                    "meter.gpu_unsettled",
+                    "no GPU counter update was seen after the meter stopped; the last GPU "
+                    "figures are provisional (counter plus instant power, not rescaled)",
+                )
         with self._lock:
-            self._timeline.add(TimelinePoint(now, dict(energy)))
+            self._book.resolve(force=True)
+            self._timeline.add(TimelinePoint(now, self._energy_at(now)))
             self._final = self._snapshot_locked(now, running=False)
         assert self._counters is not None
         problems = self._counters.close()
@@ -425,7 +438,9 @@ class Meter:
             return sum(self._final.energy_j.values())
         self._check_running()
         with self._lock:
-            return sum(self._boundary(time.monotonic())[0].values())
+            now = time.monotonic()
+            self._boundary(now)
+            return sum(self._energy_at(now).values())
 
     @property
     def running(self) -> bool:
@@ -453,6 +468,49 @@ class Meter:
         self._check_running()
         with self._lock:
             return self._snapshot_locked(time.monotonic(), running=True)
+
+    def settle(self, timeout_s: float | None = None) -> bool:
+        """Wait until every figure up to now is exact, at most ``timeout_s`` seconds.
+
+        GPU energy counters are read off the training thread and each boundary is placed
+        once the counter's next update has been seen (100 ms on H100/H200). Call this
+        before a :meth:`snapshot` that must hold final GPU figures (``measure_inference``
+        does). Returns True when they are final; False on timeout (the snapshot then
+        marks the figures ``provisional``). Without such counters it returns at once.
+        """
+        self._check_running()
+        assert self._counters is not None
+        if not self._counters.trackers:
+            return True
+        now = time.monotonic()
+        wait = self._settle_timeout_s() if timeout_s is None else float(timeout_s)
+        ok = self._counters.wait_deferred(now, wait)
+        with self._lock:
+            self._book.resolve()
+        return ok
+
+    def _settle_timeout_s(self) -> float:
+        assert self._counters is not None
+        coarsest = max(
+            (
+                c.resolution_s
+                for c in self._counters.components
+                if c.id in self._counters.deferred_ids
+            ),
+            default=0.1,
+        )
+        return min(self.read_timeout_s, 0.25 + 3.0 * coarsest)
+
+    def _energy_at(self, now: float) -> dict[str, float]:
+        """Every component's energy at ``now``: totals plus deferred figures (joules).
+
+        The caller holds the lock.
+        """
+        assert self._counters is not None
+        energy = self._totals.current()
+        for cid, fig in self._counters.deferred_figures(now).items():
+            energy[cid] = fig.energy_j
+        return energy
 
     def owns_lock(self) -> bool:
         """True when the calling thread is inside the meter's bookkeeping right now."""
@@ -516,7 +574,7 @@ class Meter:
         The caller holds the lock.
         """
         assert self._counters is not None
-        reading = self._counters.read(now)
+        reading = self._counters.read(now, boundary=True)
         return self._totals.resolve(reading), not reading.stale
 
     def _on_reading(self, reading: Reading) -> None:
@@ -525,6 +583,11 @@ class Meter:
             if self._stopped:
                 return
             totals = self._totals.resolve(reading)
+            if self._book.figures is not None:
+                need = self._book.resolve()
+                keep = reading.t_mono - 2.0 if need is None else min(need, reading.t_mono - 2.0)
+                assert self._counters is not None
+                self._counters.trim_deferred(keep)
             power = self._window.power_w(reading)
             if power is not None:
                 self._book.saw_power(power, reading.t_mono)
@@ -585,18 +648,29 @@ class Meter:
 
     def _snapshot_locked(self, now: float, running: bool) -> MeterSnapshot:
         assert self._counters is not None
-        reading = self._boundary(now)[0] if running else self._totals.current()
+        if running:
+            immediate = self._counters.read(now, boundary=True, mark=False)
+            reading = self._totals.resolve(immediate)
+            self._book.resolve()
+        else:
+            reading = self._totals.current()
+        energy = dict(reading)
+        if self._counters.trackers:
+            end = now if running else (self.ended_mono or now)
+            energy.update(
+                (cid, f.energy_j) for cid, f in self._counters.deferred_figures(end).items()
+            )
         self._collect_warnings()
         timeline = list(self._timeline.points)
         if running:
-            timeline.append(TimelinePoint(now, dict(reading)))
+            timeline.append(TimelinePoint(now, dict(energy)))
         end = self.ended_mono if self.ended_mono is not None else now
         return MeterSnapshot(
             host=self.host,
             started_mono=self.started_mono,
             started_utc=self.started_utc,
             components=list(self._counters.components),
-            energy_j=dict(reading),
+            energy_j=energy,
             phases=self._book.records(now, reading if running else None),
             timeline=timeline,
             warnings=self._notes.items(),

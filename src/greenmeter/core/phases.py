@@ -13,6 +13,11 @@ Bounds (:mod:`greenmeter.core.limits`), each enforced here with one warning:
 * once ``MAX_PHASES`` distinct paths exist, a new path is folded into the phase
   ``(more phases)`` under its parent (or at the top level when even that has no room).
 
+Deferred components (GPU counters read off the training thread) are not in a boundary's
+reading: each closed stretch of a phase is kept *pending* and resolved later
+(:meth:`PhaseBook.resolve`) from the trackers, once a counter update after its end was
+seen; a figure that is read before that (a checkpoint) is provisional and says so.
+
 Nothing here takes a lock: the meter calls it under its own.
 """
 
@@ -31,6 +36,7 @@ from greenmeter.core.limits import (
     OVERFLOW_PHASE,
 )
 from greenmeter.core.records import PhaseRecord
+from greenmeter.sensors.placement import Figure, worse
 
 __all__ = ["PhaseBook", "PhaseState"]
 
@@ -45,10 +51,19 @@ Boundary = tuple[dict[str, float], bool]
 class PhaseState:
     """Accounting for one phase path (changed only under the meter's lock)."""
 
-    __slots__ = ("active", "open_energy", "open_fresh", "open_since", "record", "seen_latencies")
+    __slots__ = (
+        "active",
+        "open_energy",
+        "open_fresh",
+        "open_since",
+        "pending",
+        "record",
+        "seen_latencies",
+    )
 
     def __init__(self, record: PhaseRecord) -> None:
         self.record = record
+        self.pending: list[tuple[float, float]] = []  # stretches awaiting deferred energy
         self.active = 0
         self.open_since = 0.0
         self.open_energy: dict[str, float] = {}
@@ -69,6 +84,10 @@ class PhaseBook:
         self.states: dict[tuple[str, ...], PhaseState] = {}
         self.active: dict[tuple[str, ...], PhaseState] = {}
         self.min_power_window_s = float(min_power_window_s)
+        #: Energy of deferred components at an instant: ``figures(t) -> {id: Figure}``.
+        self.figures: Callable[[float], Mapping[str, Figure]] | None = None
+        #: Whether figures at an instant are final: ``ready(t) -> bool``.
+        self.ready: Callable[[float], bool] | None = None
         self._note = note
         self._rng = random.Random(0x6E)
 
@@ -160,6 +179,8 @@ class PhaseBook:
             # the stretch's own mean power: a reading and its instant at both ends, so
             # the record's mean power never exceeds its peak
             self._peak(record, spent / span)
+        if self.figures is not None:
+            state.pending.append((state.open_since, now))
         intervals = record.intervals_mono
         intervals.append((state.open_since, now))
         if len(intervals) > MAX_INTERVALS:
@@ -176,6 +197,63 @@ class PhaseBook:
         for state in self.active.values():
             if state.open_since < window_end:
                 self._peak(state.record, power_w)
+
+    # -- deferred components ----------------------------------------------------------------
+
+    def resolve(self, force: bool = False) -> float | None:
+        """Fold the pending stretches whose end is final (all of them with ``force``)
+        into their records; returns the earliest instant still needed, if any."""
+        if self.figures is None or self.ready is None:
+            return None
+        need: float | None = None
+        cache: dict[float, Mapping[str, Figure]] = {}
+        for state in self.states.values():
+            if state.pending:
+                keep: list[tuple[float, float]] = []
+                for a, b in state.pending:
+                    if force or self.ready(b):
+                        self._add(state.record, a, b, cache, state.record)
+                    else:
+                        keep.append((a, b))
+                        need = a if need is None else min(need, a)
+                state.pending = keep
+            if state.active > 0:
+                a = state.open_since
+                need = a if need is None else min(need, a)
+        return need
+
+    def _add(
+        self,
+        record: PhaseRecord,
+        a: float,
+        b: float,
+        cache: dict[float, Mapping[str, Figure]],
+        target: PhaseRecord,
+    ) -> None:
+        """Add the deferred energy from ``a`` to ``b`` to ``target``."""
+        assert self.figures is not None
+        fa = cache.get(a)
+        if fa is None:
+            fa = cache[a] = self.figures(a)
+        fb = cache.get(b)
+        if fb is None:
+            fb = cache[b] = self.figures(b)
+        for cid, end in fb.items():
+            start = fa.get(cid)
+            if start is None:
+                continue
+            target.energy_j[cid] = target.energy_j.get(cid, 0.0) + max(
+                0.0, end.energy_j - start.energy_j
+            )
+            method = target.energy_methods.get(cid)
+            target.energy_methods[cid] = worse(
+                worse(start.method, end.method), method or start.method
+            )
+            target.energy_bound_j[cid] = (
+                target.energy_bound_j.get(cid, 0.0) + start.bound_j + end.bound_j
+            )
+            if not (start.exact and end.exact) and cid not in target.provisional:
+                target.provisional.append(cid)
 
     # -- items ----------------------------------------------------------------------------
 
@@ -206,6 +284,7 @@ class PhaseBook:
     def records(self, now: float, reading: Mapping[str, float] | None) -> list[PhaseRecord]:
         """Copies of every record; with ``reading``, active paths run up to ``now``."""
         out: list[PhaseRecord] = []
+        cache: dict[float, Mapping[str, Figure]] = {}
         for state in self.states.values():
             rec = state.record
             copy = replace(
@@ -214,12 +293,20 @@ class PhaseBook:
                 latencies_s=list(rec.latencies_s),
                 intervals_mono=list(rec.intervals_mono),
                 attrs=dict(rec.attrs),
+                energy_methods=dict(rec.energy_methods),
+                energy_bound_j=dict(rec.energy_bound_j),
+                provisional=list(rec.provisional),
             )
+            if self.figures is not None:
+                for a, b in state.pending:
+                    self._add(rec, a, b, cache, copy)
             if reading is not None and state.active > 0:
                 for cid, value in reading.items():
                     copy.energy_j[cid] = copy.energy_j.get(cid, 0.0) + max(
                         0.0, value - state.open_energy.get(cid, 0.0)
                     )
+                if self.figures is not None:
+                    self._add(rec, state.open_since, now, cache, copy)
                 copy.duration_s += now - state.open_since
                 copy.intervals_mono.append((state.open_since, now))
                 copy.open = True

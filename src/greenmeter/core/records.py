@@ -63,6 +63,14 @@ class PhaseRecord:
         open: True while at least one instance is active (checkpoints only).
         attrs: Free-form string facts an adapter attaches (epoch index, batch size,
             repeats).
+        energy_methods: For components resolved between counter updates (GPUs), how the
+            figure was obtained: ``"counter"``, ``"counter+instant_power"`` or
+            ``"counter_interpolated"`` (no instant power: linear within the step); the
+            least precise over the phase's boundaries.
+        energy_bound_j: For the same components, an error bound of the figure (joules):
+            the sum of the bounds at the phase's boundaries.
+        provisional: Components whose figure is not final yet (a boundary after the
+            latest counter update seen: counter plus instant power, not rescaled).
     """
 
     path: tuple[str, ...]
@@ -80,6 +88,9 @@ class PhaseRecord:
     intervals_mono: list[tuple[float, float]] = field(default_factory=list)
     open: bool = False
     attrs: dict[str, str] = field(default_factory=dict)
+    energy_methods: dict[str, str] = field(default_factory=dict)
+    energy_bound_j: dict[str, float] = field(default_factory=dict)
+    provisional: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:

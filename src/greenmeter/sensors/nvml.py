@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from greenmeter.sensors.base import (
@@ -43,6 +43,10 @@ from greenmeter.sensors.base import (
     Sensor,
     Unavailable,
 )
+from greenmeter.sensors.nvml_devices import Board as _Board
+from greenmeter.sensors.nvml_devices import Resolver as _Resolver
+from greenmeter.sensors.nvml_devices import parse_visible_devices, select_boards, text
+from greenmeter.sensors.nvml_tracker import CONTINUOUS_BELOW_S, BoardSpec, GpuTracker
 from greenmeter.sensors.readings import measure_update_steps, slow_calls
 from greenmeter.sensors.readings import timed as _timed
 
@@ -102,157 +106,7 @@ def _error_info(exc: BaseException) -> tuple[str, str]:
     return "nvml.error", f"unexpected NVML error: {exc!r}"
 
 
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-# -- which boards this process sees ------------------------------------------------------
-
-
-@dataclass
-class _Board:
-    index: int
-    handle: Any
-    uuid: str
-    mig_uuids: list[str] = field(default_factory=list)  # visible slices of this board
-
-
-def parse_visible_devices(spec: str) -> list[str]:
-    """Split a ``CUDA_VISIBLE_DEVICES`` value into entries, as CUDA reads it.
-
-    Entries are stripped; empty entries end the list. The entries are not validated
-    here (see :func:`probe` for the matching rules).
-    """
-    out: list[str] = []
-    for raw in spec.split(","):
-        item = raw.strip()
-        if not item:
-            break
-        out.append(item)
-    return out
-
-
-def _match_uuid(token: str, uuids: Sequence[str]) -> int | None:
-    """Index of the one UUID that ``token`` equals or prefixes (case-insensitive)."""
-    t = token.lower()
-    exact = [i for i, u in enumerate(uuids) if u.lower() == t]
-    if exact:
-        return exact[0]
-    hits = [i for i, u in enumerate(uuids) if u.lower().startswith(t)]
-    return hits[0] if len(hits) == 1 else None
-
-
-class _Resolver:
-    """Maps indices, UUIDs and MIG ids to physical boards through NVML."""
-
-    def __init__(self, nvml: Any, handles: list[Any], uuids: list[str]) -> None:
-        self.nvml = nvml
-        self.handles = handles
-        self.uuids = uuids
-        self._mig: dict[str, int] | None = None
-
-    def mig_map(self) -> dict[str, int]:
-        """MIG slice UUID -> parent board index (enumerated once, lazily)."""
-        if self._mig is None:
-            self._mig = {}
-            nv = self.nvml
-            for i, h in enumerate(self.handles):
-                try:
-                    if nv.nvmlDeviceGetMigMode(h)[0] != 1:
-                        continue
-                    count = nv.nvmlDeviceGetMaxMigDeviceCount(h)
-                except nv.NVMLError:
-                    continue
-                for k in range(count):
-                    try:
-                        m = nv.nvmlDeviceGetMigDeviceHandleByIndex(h, k)
-                        self._mig[_text(nv.nvmlDeviceGetUUID(m))] = i
-                    except nv.NVMLError:
-                        continue
-        return self._mig
-
-    def board_of(self, token: str) -> tuple[int, str | None] | None:
-        """(board index, MIG id or None) for a UUID-like token, or None if unknown."""
-        if token.upper().startswith("MIG-"):
-            if token.upper().startswith("MIG-GPU-"):  # legacy MIG-GPU-<uuid>/<gi>/<ci>
-                parent = token[4:].split("/", 1)[0]
-                i = _match_uuid(parent, self.uuids)
-                return None if i is None else (i, token)
-            mig = self.mig_map()
-            for u, i in mig.items():
-                if u.lower() == token.lower():
-                    return i, u
-            hits = [(u, i) for u, i in mig.items() if u.lower().startswith(token.lower())]
-            return (hits[0][1], hits[0][0]) if len(hits) == 1 else None
-        i = _match_uuid(token, self.uuids)
-        return None if i is None else (i, None)
-
-
-def _select(
-    resolver: _Resolver, gpus: Sequence[int | str] | None, env: dict[str, str]
-) -> tuple[list[_Board], list[Unavailable]]:
-    """The boards to measure, and the requested ones that could not be matched."""
-    unavailable: list[Unavailable] = []
-    n = len(resolver.handles)
-    # 1. The process's visible devices (CUDA ordinal -> (board index, MIG id or None)).
-    spec = env.get("CUDA_VISIBLE_DEVICES")
-    visible: list[tuple[int, str | None]] = []
-    if spec is None:
-        visible = [(i, None) for i in range(n)]
-    else:
-        for token in parse_visible_devices(spec):
-            if token.lstrip("-").isdigit():
-                i = int(token)
-                if i < 0 or i >= n:
-                    break  # CUDA ignores this and every later entry
-                hit: tuple[int, str | None] | None = (i, None)
-            else:
-                hit = resolver.board_of(token)
-                if hit is None:
-                    break
-            if hit not in visible:
-                visible.append(hit)
-        if not visible:
-            unavailable.append(
-                Unavailable(
-                    "nvml",
-                    ComponentKind.GPU,
-                    f"CUDA_VISIBLE_DEVICES={spec!r} hides every GPU from this process "
-                    f"(NVML sees {n})",
-                    "unset CUDA_VISIBLE_DEVICES or list the GPUs to use",
-                )
-            )
-    # 2. An explicit selection: ints are CUDA ordinals in this process; strings are
-    #    ordinals, GPU UUIDs (or unique prefixes) or MIG ids.
-    chosen: list[tuple[int, str | None]] = []
-    if gpus is None:
-        chosen = list(visible)
-    else:
-        for item in gpus:
-            hit = None
-            if isinstance(item, int) or (isinstance(item, str) and item.strip().isdigit()):
-                k = int(item)
-                hit = visible[k] if 0 <= k < len(visible) else None
-            else:
-                hit = resolver.board_of(str(item).strip())
-            if hit is None:
-                unavailable.append(
-                    Unavailable(
-                        "nvml",
-                        ComponentKind.GPU,
-                        f"GPU {item!r} not found: this process sees {len(visible)} GPU(s) "
-                        f"({', '.join(resolver.uuids[i] for i, _ in visible) or 'none'})",
-                        "pass a CUDA device index visible to this process or a GPU UUID",
-                    )
-                )
-            elif hit not in chosen:
-                chosen.append(hit)
-    boards: dict[int, _Board] = {}
-    for i, mig in chosen:
-        b = boards.setdefault(i, _Board(i, resolver.handles[i], resolver.uuids[i]))
-        if mig is not None and mig not in b.mig_uuids:
-            b.mig_uuids.append(mig)
-    return list(boards.values()), unavailable
+_text = text
 
 
 # -- per-board state ---------------------------------------------------------------------
@@ -301,9 +155,15 @@ class NvmlSensor(Sensor):
         *,
         sample_interval_s: float,
         call_costs_s: dict[str, float],
+        tracker: GpuTracker | None = None,
     ) -> None:
         super().__init__()
         self._nvml = nvml
+        #: Reads the counter boards off the caller's thread (None: read at each call).
+        self.tracker = tracker
+        #: :meth:`read` reads every counter itself, so each figure is exact at once
+        #: (a meter turns this off: it resolves boundaries from the tracker).
+        self.wait_exact = True
         self._devices = devices
         self._components = components
         self._lock = threading.Lock()
@@ -373,11 +233,27 @@ class NvmlSensor(Sensor):
         if d.last_t is None or t > d.last_t:
             d.last_t, d.last_p_w = t, p_w
 
+    def _tracker_failed(self, component_id: str, exc: BaseException, what: str) -> None:
+        for d in self._devices:
+            if d.component_id == component_id:
+                self._fail(d, exc, what, time.monotonic())
+
     def read(self, now: float) -> dict[str, float]:
-        """Cumulative joules per board since start-up; one NVML call per live board."""
+        """Cumulative joules per board since start-up.
+
+        With :attr:`wait_exact` (the default) each live board takes one NVML call, on the
+        caller's thread. A meter turns it off: tracked boards then answer from their
+        record without a call (provisional until the counter's next update).
+        """
         out: dict[str, float] = {}
+        tracker = self.tracker
+        if self.wait_exact:
+            tracker = None
         with self._lock:
             for d in self._devices:
+                if tracker is not None and d.source == SOURCE_COUNTER:
+                    out[d.component_id] = tracker.figure(d.component_id, now).energy_j
+                    continue
                 if not d.dead and not self._closed:
                     if d.source == SOURCE_COUNTER:
                         self._read_counter(d, now)
@@ -403,10 +279,21 @@ class NvmlSensor(Sensor):
             if self._closed:
                 return
             self._closed = True
+        if self.tracker is not None:
+            self.tracker.close()
         try:
             self._nvml.nvmlShutdown()
         except Exception:  # a lost driver at exit is not the user's problem
             pass
+
+
+def _instant_ok(nv: Any, handle: Any) -> bool:
+    """The instant power field answers on this board."""
+    try:
+        v = nv.nvmlDeviceGetFieldValues(handle, [NVML_FI_DEV_POWER_INSTANT])[0]
+    except Exception:
+        return False
+    return int(v.nvmlReturn) == 0
 
 
 def _field_value(v: Any) -> float:
@@ -595,6 +482,7 @@ def probe(
     gpus: Sequence[int | str] | None = None,
     sample_interval_s: float = 0.1,
     host: str | None = None,
+    track: bool = True,
 ) -> tuple[NvmlSensor | None, list[Unavailable]]:
     """Open NVML and build a sensor for the selected boards.
 
@@ -604,6 +492,9 @@ def probe(
             of ``cuda:N``), GPU UUIDs (``GPU-...``, unique prefixes allowed) or MIG ids.
         sample_interval_s: Power sampling period (s) for boards without an energy counter.
         host: Hostname recorded on the components (default: this machine's).
+        track: Read energy counters on reader threads and resolve boundaries between
+            counter updates with instant power (:mod:`greenmeter.sensors.nvml_tracker`);
+            False reads every counter at each boundary on the caller's thread.
 
     Returns:
         ``(sensor, unavailable)``: the sensor (None when no board can be measured) and
@@ -630,7 +521,7 @@ def probe(
     except Exception as exc:  # e.g. an OSError from a broken library file
         return None, [Unavailable("nvml", ComponentKind.GPU, f"NVML failed to load: {exc!r}")]
     try:
-        return _build(nv, gpus, sample_interval_s, host, costs)
+        return _build(nv, gpus, sample_interval_s, host, costs, track)
     except Exception as exc:
         try:
             nv.nvmlShutdown()
@@ -647,6 +538,7 @@ def _build(
     sample_interval_s: float,
     host: str,
     costs: dict[str, float],
+    track: bool = True,
 ) -> tuple[NvmlSensor | None, list[Unavailable]]:
     count = int(_timed(costs, "nvmlDeviceGetCount", nv.nvmlDeviceGetCount))
     handles = [
@@ -657,7 +549,7 @@ def _build(
     if count == 0:
         nv.nvmlShutdown()
         return None, [Unavailable("nvml", ComponentKind.GPU, "the NVIDIA driver reports no GPU")]
-    boards, unavailable = _select(_Resolver(nv, handles, uuids), gpus, dict(os.environ))
+    boards, unavailable = select_boards(_Resolver(nv, handles, uuids), gpus, dict(os.environ))
     shared_facts: dict[str, str] = {}
     try:
         shared_facts["driver_version"] = _text(nv.nvmlSystemGetDriverVersion())
@@ -715,13 +607,51 @@ def _build(
                 detail=detail,
             )
         )
+    tracker = None
+    if track and counters:
+        specs = [
+            BoardSpec(
+                d.component_id,
+                d.board.handle,
+                d.base_mj,
+                steps.get(d.component_id),
+                _instant_ok(nv, d.board.handle),
+            )
+            for d in counters
+        ]
+        tracker = GpuTracker(nv, specs, on_fail=lambda cid, exc, what: None)
+        for c in components:
+            spec = next((b for b in specs if b.component_id == c.id), None)
+            if spec is not None:
+                continuous = spec.step_s is not None and spec.step_s < CONTINUOUS_BELOW_S
+                c.detail["placement"] = (  # type: ignore[index]
+                    "continuous_counter"
+                    if continuous
+                    else "instant_power"
+                    if spec.has_instant
+                    else "linear"
+                )
     sensor = NvmlSensor(
         nv,
         [d for d, _ in prepared],
         components,
         sample_interval_s=sample_interval_s,
         call_costs_s=costs,
+        tracker=tracker,
     )
+    if tracker is not None:
+        for r in tracker._readers.values():
+            r.on_fail = sensor._tracker_failed
+        tracker.start()
+        for c in components:
+            if c.detail.get("placement") == "linear":
+                sensor.warn(
+                    "nvml.no_instant_power",
+                    f"{c.label}: no instant power field; GPU energy at phase boundaries is "
+                    "interpolated linearly within each counter step (exact at counter updates)",
+                    c.id,
+                    time.monotonic(),
+                )
     _warn_setup(sensor, components, env=dict(os.environ))
     return sensor, unavailable
 

@@ -8,7 +8,8 @@
  * Every reading is computed from a piecewise-constant power trace anchored at a
  * CLOCK_MONOTONIC instant t0 (the clock behind Python's time.monotonic()):
  *   - nvmlDeviceGetTotalEnergyConsumption: the exact integral since t0 in mJ, plus an
- *     offset ("energy since driver load"), optionally quantised to an update step;
+ *     offset ("energy since driver load"), optionally quantised to an update step, and
+ *     optionally slow (call_latency_s: the value is taken half-way through the call);
  *   - field NVML_FI_DEV_POWER_INSTANT (186): the trace's power now, in mW;
  *   - nvmlDeviceGetPowerUsage: the trailing 1 s average, refreshed every 100 ms, in mW
  *     (what Ampere and newer boards report).
@@ -152,6 +153,7 @@ typedef struct fake_device {
     int power_usage_supported;
     double energy_offset_mj;
     double counter_step_s;
+    double call_latency_s;
     trace_t trace;
     int n_procs;
     unsigned int proc_pid[MAX_PROCS];
@@ -245,6 +247,7 @@ static nvmlReturn_t load_config(void) {
         else if (strcmp(key, "power_usage_supported") == 0) d->power_usage_supported = atoi(val);
         else if (strcmp(key, "energy_offset_mj") == 0) d->energy_offset_mj = strtod(val, NULL);
         else if (strcmp(key, "counter_step_s") == 0) d->counter_step_s = strtod(val, NULL);
+        else if (strcmp(key, "call_latency_s") == 0) d->call_latency_s = strtod(val, NULL);
         else if (strcmp(key, "t0") == 0) d->trace.t0 = strtod(val, NULL);
         else if (strcmp(key, "repeat") == 0) d->trace.repeat = atoi(val);
         else if (strcmp(key, "steps") == 0) trace_alloc(&d->trace, atoi(val));
@@ -546,9 +549,21 @@ EXPORT nvmlReturn_t nvmlDeviceGetCudaComputeCapability(void *h, int *major, int 
 
 /* ---- power and energy ---------------------------------------------------------------------- */
 
+/* Sleep `s` seconds (no lock held: calls on different boards overlap, as on a real driver). */
+static void sleep_s(double s) {
+    if (s <= 0) return;
+    struct timespec ts;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
 EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *h, unsigned long long *energy) {
     CHECK_DEVICE(h);
     if (energy == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    /* A slow call (an H200 takes ~2.5 ms): the value is taken half-way through it. */
+    double latency = ((const fake_device_t *)h)->call_latency_s;
+    sleep_s(0.5 * latency);
     double t = now_s();
     nvmlReturn_t f = fault_now(h, SCOPE_ENERGY, t);
     if (f != NVML_SUCCESS) return f;
@@ -557,6 +572,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *h, unsigned long l
     if (!d->energy_supported) return NVML_ERROR_NOT_SUPPORTED;
     t = trace_quantise(&d->trace, t, d->counter_step_s);
     *energy = (unsigned long long)floor(d->energy_offset_mj + trace_cumulative_j(&d->trace, t) * 1000.0);
+    sleep_s(0.5 * latency);
     return NVML_SUCCESS;
 }
 

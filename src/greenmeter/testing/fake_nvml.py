@@ -10,7 +10,8 @@ processes, which power readings are supported, and faults from given instants on
 The library serves, from each trace (same ``time.monotonic()`` time base):
 
 * ``nvmlDeviceGetTotalEnergyConsumption``: the exact energy since the trace's ``t0`` in
-  mJ (plus an optional offset, optionally quantised to an update step);
+  mJ (plus an optional offset, optionally quantised to an update step, optionally slow:
+  ``call_latency_s``);
 * field ``NVML_FI_DEV_POWER_INSTANT`` (186) of ``nvmlDeviceGetFieldValues``: the power now;
 * ``nvmlDeviceGetPowerUsage``: the trailing 1 s average, refreshed every 100 ms, as
   Ampere and newer boards report it;
@@ -164,6 +165,9 @@ class FakeGpu:
         power_usage: ``nvmlDeviceGetPowerUsage`` is supported.
         energy_offset_j: Counter value at the trace's ``t0`` ("since driver load").
         counter_step_s: Quantise the energy counter to this update step (0 = exact).
+        call_latency_s: How long one ``nvmlDeviceGetTotalEnergyConsumption`` call takes
+            (s; an H200 takes ~0.0025); the value is taken half-way through the call.
+            Other calls, the instant power field included, stay fast.
         processes: ``(pid, used_bytes)`` of compute processes on the board.
         mig_uuids: UUIDs of MIG slices; non-empty turns MIG mode on.
         faults: Errors injected at given instants.
@@ -184,6 +188,7 @@ class FakeGpu:
     power_usage: bool = True
     energy_offset_j: float = 0.0
     counter_step_s: float = 0.0
+    call_latency_s: float = 0.0
     processes: Sequence[tuple[int, int]] = ()
     mig_uuids: Sequence[str] = ()
     faults: Sequence[FakeFault] = field(default_factory=tuple)
@@ -327,6 +332,7 @@ class FakeNvml(FakeLibrary):
                 f"power_usage_supported {int(g.power_usage)}",
                 f"energy_offset_mj {g.energy_offset_j * 1000.0!r}",
                 f"counter_step_s {float(g.counter_step_s)!r}",
+                f"call_latency_s {float(g.call_latency_s)!r}",
                 f"t0 {g.trace.t0!r}",
                 f"repeat {int(g.trace.repeat)}",
                 f"steps {len(rows)}",

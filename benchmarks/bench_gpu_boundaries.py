@@ -1,0 +1,226 @@
+"""GPU boundaries on 8 fake H200-like boards: greenmeter beside Zeus on the same fake.
+
+Every board: energy counter updating every 100 ms, one counter read taking 2.5 ms (the
+value taken half-way), instant power fast. The power trace changes at the phase
+boundaries (1 s and 50 ms phases at different powers). Printed: median cost of one
+phase enter+exit on the training thread, per-board GPU energy error against the trace's
+exact integral, run totals against the truth, background CPU of the sampler, and the
+greenmeter/Zeus ratios.
+
+Run: ``.venv/bin/python benchmarks/bench_gpu_boundaries.py`` (Zeus runs under
+``/root/peers/bin/python`` when it is installed there; otherwise a note says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+N_GPUS = 8
+STEP_S = 0.1
+LATENCY_S = 0.0025
+PHASES = [(1.0, 300.0), (0.05, 150.0), (1.0, 220.0), (0.05, 450.0), (1.0, 120.0)] * 3
+COST_PAIRS = 200
+PEERS_PYTHON = os.environ.get("GREENMETER_PEERS_PYTHON", "/root/peers/bin/python")
+
+
+def _wait_until(t: float) -> None:
+    while time.monotonic() < t - 0.002:
+        time.sleep(0.001)
+    while time.monotonic() < t:
+        pass
+
+
+def run_phases(begin, end, t0):  # type: ignore[no-untyped-def]
+    """Open and close one phase per trace step, at the step instants."""
+    spans, costs = [], []
+    t = t0
+    _wait_until(t0)
+    for i, (d, _p) in enumerate(PHASES):
+        a = time.perf_counter()
+        start_mono = time.monotonic()
+        h = begin(f"p{i}")
+        b = time.perf_counter()
+        t += d
+        _wait_until(t)
+        end_mono = time.monotonic()
+        c = time.perf_counter()
+        result = end(h)
+        costs.append((b - a) + (time.perf_counter() - c))
+        spans.append((f"p{i}", start_mono, end_mono, result))
+    return spans, costs
+
+
+def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
+    from greenmeter.core.meter import Meter
+    from greenmeter.sensors import nvml
+
+    sensor, unavailable = nvml.probe(sample_interval_s=0.1)
+    assert sensor is not None, unavailable
+    ids = [c.id for c in sensor.components()]
+    meter = Meter([sensor], sample_interval_s=0.1).start()
+    time.sleep(1.5)  # start-up: first reads, the start boundary's active second
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    time.sleep(3.0)  # idle: background CPU of the readers and the samplers
+    idle_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    # boundary cost over many short phases
+    pair = []
+    for _ in range(COST_PAIRS):
+        a = time.perf_counter()
+        h = meter.enter("cost")
+        meter.exit(h)
+        pair.append(time.perf_counter() - a)
+        time.sleep(0.005)
+    opened: dict[int, float] = {}
+
+    def begin(name: str):  # type: ignore[no-untyped-def]
+        h = meter.enter(name)
+        opened[id(h)] = h._state.open_since  # the phase's own start instant
+        return h
+
+    def end(h):  # type: ignore[no-untyped-def]
+        meter.exit(h)
+        return (opened[id(h)], h._state.record.last_end_mono)
+
+    spans, costs = run_phases(begin, end, t0)
+    snap = meter.stop()
+    sensor.close()
+    phases = {p.path[0]: p for p in snap.phases}
+    errs = []
+    for name, _a, _b, (a, b) in spans:
+        p = phases[name]
+        for k, cid in enumerate(ids):
+            truth = fake.energy_j(k, a, b)
+            errs.append((b - a, (p.energy_j[cid] - truth) / truth))
+    totals = [
+        (snap.energy_j[cid] - fake.energy_j(k, meter.started_mono, meter.ended_mono))
+        / fake.energy_j(k, meter.started_mono, meter.ended_mono)
+        for k, cid in enumerate(ids)
+    ]
+    return {
+        "pair_median_ms": statistics.median(pair) * 1e3,
+        "phase_median_ms": statistics.median(costs) * 1e3,
+        "errs": errs,
+        "totals": totals,
+        "idle_cpu_pct": idle_cpu * 100,
+    }
+
+
+ZEUS_CHILD = r"""
+import json, statistics, sys, time
+from zeus.monitor import ZeusMonitor
+t0 = float(sys.argv[1]); phases = json.loads(sys.argv[2]); pairs = int(sys.argv[3])
+mon = ZeusMonitor(gpu_indices=list(range(%d)), approx_instant_energy=False)
+pair = []
+for i in range(pairs):
+    a = time.perf_counter(); mon.begin_window(f"c{i}", sync_execution=False)
+    mon.end_window(f"c{i}", sync_execution=False); pair.append(time.perf_counter() - a)
+    time.sleep(0.005)
+out = []
+t = t0
+while time.monotonic() < t0: pass
+for i, (d, p) in enumerate(phases):
+    s = time.monotonic(); mon.begin_window(f"p{i}", sync_execution=False)
+    t += d
+    while time.monotonic() < t: time.sleep(0.0005)
+    e0 = time.monotonic(); m = mon.end_window(f"p{i}", sync_execution=False)
+    out.append([s, e0, [m.gpu_energy[k] for k in range(%d)]])
+print(json.dumps({"pair": statistics.median(pair) * 1e3, "out": out}))
+"""
+
+
+def zeus_side(fake, t0: float) -> dict | None:  # type: ignore[no-untyped-def]
+    if not os.path.exists(PEERS_PYTHON):
+        return None
+    code = ZEUS_CHILD % (N_GPUS, N_GPUS)
+    env = {**os.environ, **fake.env()}
+    proc = subprocess.run(
+        [PEERS_PYTHON, "-c", code, repr(t0), json.dumps(PHASES), str(COST_PAIRS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        print("Zeus failed:", proc.stderr[-800:])
+        return None
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    errs = []
+    for s, e, values in data["out"]:
+        for k, v in enumerate(values):
+            truth = fake.energy_j(k, s, e)
+            errs.append((e - s, (v - truth) / truth))
+    return {"pair_median_ms": data["pair"], "errs": errs}
+
+
+def _summary(errs):  # type: ignore[no-untyped-def]
+    long_e = [abs(x) for d, x in errs if d >= 0.5]
+    short_e = [abs(x) for d, x in errs if d < 0.5]
+    return (
+        100 * statistics.median(long_e),
+        100 * max(long_e),
+        100 * statistics.median(short_e),
+        100 * max(short_e),
+    )
+
+
+def main() -> None:
+    from greenmeter.testing import PowerTrace
+    from greenmeter.testing.fake_nvml import FakeGpu, FakeNvml
+
+    t_start = time.monotonic()
+    trace_t0 = t_start + 9.5
+    trace = PowerTrace(PHASES, t0=trace_t0, repeat=False)
+    fake = FakeNvml(
+        [FakeGpu(trace, counter_step_s=STEP_S, call_latency_s=LATENCY_S) for _ in range(N_GPUS)]
+    ).install()
+    gm = greenmeter_side(fake, trace_t0)
+    z_trace_t0 = time.monotonic() + 6.0
+    fake.gpus = [
+        FakeGpu(
+            PowerTrace(PHASES, t0=z_trace_t0, repeat=False),
+            counter_step_s=STEP_S,
+            call_latency_s=LATENCY_S,
+        )
+        for _ in range(N_GPUS)
+    ]
+    fake.write_config()
+    zs = zeus_side(fake, z_trace_t0)
+    fake.close()
+    g = _summary(gm["errs"])
+    print(
+        f"{N_GPUS} fake GPUs, counter step {STEP_S * 1e3:g} ms, counter read {LATENCY_S * 1e3:g} ms"
+    )
+    print(
+        f"greenmeter: enter+exit median {gm['pair_median_ms']:.3f} ms (back to back), "
+        f"{gm['phase_median_ms']:.3f} ms (at power changes)"
+    )
+    print(
+        f"greenmeter: |error| per board, phases >= 1 s: median {g[0]:.3f} %, max {g[1]:.3f} %; "
+        f"50 ms phases: median {g[2]:.2f} %, max {g[3]:.2f} %"
+    )
+    print(f"greenmeter: run totals vs truth, max |error| {100 * max(map(abs, gm['totals'])):.4f} %")
+    print(
+        f"greenmeter: background CPU with {N_GPUS} GPUs, idle: {gm['idle_cpu_pct']:.2f} % of a core"
+    )
+    if zs is None:
+        print("Zeus: not installed under", PEERS_PYTHON, "- greenmeter figures alone")
+        return
+    z = _summary(zs["errs"])
+    print(f"Zeus: begin+end_window median {zs['pair_median_ms']:.3f} ms")
+    print(
+        f"Zeus: |error| per board, phases >= 1 s: median {z[0]:.3f} %, max {z[1]:.3f} %; "
+        f"50 ms phases: median {z[2]:.2f} %, max {z[3]:.2f} %"
+    )
+    print(
+        f"ratio greenmeter/Zeus: boundary cost {gm['pair_median_ms'] / zs['pair_median_ms']:.3f}, "
+        f"median error 1 s {g[0] / max(z[0], 1e-9):.3f}, 50 ms {g[2] / max(z[2], 1e-9):.3f}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
