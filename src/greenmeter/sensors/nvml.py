@@ -48,7 +48,12 @@ from greenmeter.sensors.base import (
 from greenmeter.sensors.nvml_devices import Board as _Board
 from greenmeter.sensors.nvml_devices import Resolver as _Resolver
 from greenmeter.sensors.nvml_devices import parse_visible_devices, select_boards, text
-from greenmeter.sensors.nvml_errors import error_info, field_value
+from greenmeter.sensors.nvml_errors import (
+    error_info,
+    field_value,
+    instant_power_field,
+    succeeded,
+)
 from greenmeter.sensors.nvml_tracker import CONTINUOUS_BELOW_S, BoardSpec, GpuTracker
 from greenmeter.sensors.readings import measure_update_steps, slow_calls
 from greenmeter.sensors.readings import timed as _timed
@@ -199,8 +204,8 @@ class NvmlSensor(Sensor):
     def _power_w(self, d: _Device) -> float:
         nv = self._nvml
         if d.source == SOURCE_INSTANT:
-            v = nv.nvmlDeviceGetFieldValues(d.board.handle, [nv.NVML_FI_DEV_POWER_INSTANT])[0]
-            if v.nvmlReturn != nv.NVML_SUCCESS:
+            v = nv.nvmlDeviceGetFieldValues(d.board.handle, [instant_power_field(nv)])[0]
+            if not succeeded(nv, v.nvmlReturn):
                 raise nv.NVMLError(v.nvmlReturn)
             return _field_value(v) / 1000.0
         return nv.nvmlDeviceGetPowerUsage(d.board.handle) / 1000.0
@@ -307,10 +312,10 @@ class NvmlSensor(Sensor):
 def _instant_ok(nv: Any, handle: Any) -> bool:
     """The instant power field answers on this board."""
     try:
-        v = nv.nvmlDeviceGetFieldValues(handle, [nv.NVML_FI_DEV_POWER_INSTANT])[0]
+        v = nv.nvmlDeviceGetFieldValues(handle, [instant_power_field(nv)])[0]
     except Exception:
         return False
-    return int(v.nvmlReturn) == nv.NVML_SUCCESS
+    return succeeded(nv, v.nvmlReturn)
 
 
 _field_value = field_value
@@ -450,9 +455,9 @@ def _setup_board(
                 "nvmlDeviceGetFieldValues",
                 nv.nvmlDeviceGetFieldValues,
                 h,
-                [nv.NVML_FI_DEV_POWER_INSTANT],
+                [instant_power_field(nv)],
             )[0]
-            if v.nvmlReturn == nv.NVML_SUCCESS:
+            if succeeded(nv, v.nvmlReturn):
                 device = _Device(b, cid, SOURCE_INSTANT)
             else:
                 errors.append(f"instant power field: {nv.NVMLError(v.nvmlReturn)}")

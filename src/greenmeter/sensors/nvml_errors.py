@@ -28,7 +28,9 @@ __all__ = [
     "error_info",
     "error_value",
     "field_value",
+    "instant_power_field",
     "is_transient",
+    "succeeded",
 ]
 
 T = TypeVar("T")
@@ -126,16 +128,30 @@ def call_with_retry(
     return fn()
 
 
-#: ``nvmlFieldValue_t.valueType`` constant name -> the union member holding the value.
+#: ``nvmlFieldValue_t.valueType`` constant name -> (NVML's value, the union member
+#: holding the value); the value is used where a binding lacks the name.
 _VALUE_MEMBERS = {
-    "NVML_VALUE_TYPE_DOUBLE": "dVal",
-    "NVML_VALUE_TYPE_UNSIGNED_INT": "uiVal",
-    "NVML_VALUE_TYPE_UNSIGNED_LONG": "ulVal",
-    "NVML_VALUE_TYPE_UNSIGNED_LONG_LONG": "ullVal",
-    "NVML_VALUE_TYPE_SIGNED_LONG_LONG": "sllVal",
-    "NVML_VALUE_TYPE_SIGNED_INT": "siVal",
-    "NVML_VALUE_TYPE_UNSIGNED_SHORT": "usVal",
+    "NVML_VALUE_TYPE_DOUBLE": (0, "dVal"),
+    "NVML_VALUE_TYPE_UNSIGNED_INT": (1, "uiVal"),
+    "NVML_VALUE_TYPE_UNSIGNED_LONG": (2, "ulVal"),
+    "NVML_VALUE_TYPE_UNSIGNED_LONG_LONG": (3, "ullVal"),
+    "NVML_VALUE_TYPE_SIGNED_LONG_LONG": (4, "sllVal"),
+    "NVML_VALUE_TYPE_SIGNED_INT": (5, "siVal"),
+    "NVML_VALUE_TYPE_UNSIGNED_SHORT": (6, "usVal"),
 }
+#: NVML's field id of the instantaneous board power (mW), where a binding lacks
+#: ``NVML_FI_DEV_POWER_INSTANT`` (bindings older than the field).
+_FI_DEV_POWER_INSTANT = 186
+
+
+def instant_power_field(nv: Any) -> int:
+    """``pynvml.NVML_FI_DEV_POWER_INSTANT`` (NVML's id where the binding lacks it)."""
+    return int(getattr(nv, "NVML_FI_DEV_POWER_INSTANT", _FI_DEV_POWER_INSTANT))
+
+
+def succeeded(nv: Any, code: Any) -> bool:
+    """A return code is ``pynvml.NVML_SUCCESS``."""
+    return int(code) == int(getattr(nv, "NVML_SUCCESS", 0))
 
 
 def field_value(v: Any, nv: Any = None) -> float:
@@ -144,8 +160,8 @@ def field_value(v: Any, nv: Any = None) -> float:
     nv = _module(nv)
     kind = int(v.valueType)
     member = "uiVal"
-    for name, m in _VALUE_MEMBERS.items():
-        if getattr(nv, name, None) == kind:
+    for name, (code, m) in _VALUE_MEMBERS.items():
+        if getattr(nv, name, code) == kind:
             member = m
             break
     return float(getattr(v.value, member))

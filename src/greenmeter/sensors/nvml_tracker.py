@@ -42,7 +42,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenmeter.sensors import nvml_errors
-from greenmeter.sensors.nvml_errors import call_with_retry, field_value, is_transient
+from greenmeter.sensors.nvml_errors import (
+    call_with_retry,
+    field_value,
+    instant_power_field,
+    is_transient,
+    succeeded,
+)
 from greenmeter.sensors.placement import Figure, Track
 
 __all__ = ["BoardSpec", "GpuTracker"]
@@ -85,8 +91,8 @@ class BoardSpec:
 
 
 def _power_w(nv: Any, handle: Any) -> float | None:
-    v = nv.nvmlDeviceGetFieldValues(handle, [nv.NVML_FI_DEV_POWER_INSTANT])[0]
-    if v.nvmlReturn != nv.NVML_SUCCESS:
+    v = nv.nvmlDeviceGetFieldValues(handle, [instant_power_field(nv)])[0]
+    if not succeeded(nv, v.nvmlReturn):
         return None
     return field_value(v, nv) / 1000.0
 
