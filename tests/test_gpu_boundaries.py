@@ -28,6 +28,8 @@ except FakeNvmlBuildError as exc:  # pragma: no cover - machines without a C com
     pytest.skip(f"fake NVML library cannot be built: {exc}", allow_module_level=True)
 
 from greenmeter.core.meter import Meter
+from greenmeter.report import Report, build_report
+from greenmeter.report.confidence import ComponentFacts, phase_confidence
 from greenmeter.sensors import nvml
 
 
@@ -126,6 +128,20 @@ def test_eight_slow_boards_boundaries_cheap_and_placed() -> None:
         slack = sum(phases[name].energy_bound_j[cid] for name, _a, _b in spans)
         assert laid <= snap.energy_j[cid] + slack + 1e-6
         assert laid == pytest.approx(fake.energy_j(k, first, last), rel=0.005)
+    # the report carries each board's method, bound and provisional flag per phase
+    report = build_report(snap, carbon=False, include_git=False)
+    keys = {c.id: c.key for c in report.components}
+    by_name = {p.name: p for p in report.phases}
+    for name, a, b in spans:
+        rp = by_name[name]
+        assert not rp.provisional
+        for k, cid in enumerate(ids):
+            key = keys[cid]
+            assert rp.energy_methods[key] == "counter+instant_power"
+            truth = fake.energy_j(k, a, b)
+            assert abs(rp.energy_j[key] - truth) <= rp.energy_bound_j[key] + 1e-3, (name, k)
+            assert rp.energy_bound_j[key] == pytest.approx(phases[name].energy_bound_j[cid])
+    assert Report.model_validate_json(report.to_json()) == report
 
 
 def test_bursty_power_inside_phases() -> None:
@@ -138,7 +154,7 @@ def test_bursty_power_inside_phases() -> None:
 
 
 def test_counter_only_board_interpolates_and_flags() -> None:
-    steps = [(1.0, 300.0), (0.5, 150.0)]
+    steps = [(1.2, 300.0), (0.5, 150.0)]
     fake, ids, snap, spans, _costs, _meter = _run(steps, n_gpus=1, instant=False)
     errs, phases = _errors(fake, ids, snap, spans)
     for name, _a, _b in spans:
@@ -146,3 +162,16 @@ def test_counter_only_board_interpolates_and_flags() -> None:
         # linear within a step: at most one step's energy off at each end
         assert max(errs[name]) <= 2 * 0.1 * 300.0 / (300.0 * 0.5), errs[name]
     assert any(w.code == "nvml.no_instant_power" for w in snap.warnings)
+    # in the report: the method, and a confidence one level lower naming the board
+    report = build_report(snap, carbon=False, include_git=False)
+    key = report.components[0].key
+    p0 = next(p for p in report.phases if p.name == "p0")
+    assert p0.energy_methods == {key: "counter_interpolated"}
+    facts = {key: ComponentFacts(key, "counter", report.components[0].resolution_s)}
+    plain = phase_confidence(
+        duration_s=p0.duration_s, count=p0.count, energy_j=p0.energy_j, components=facts
+    )
+    assert plain.level == "medium"  # 1.2 s phase, 0.1 s step
+    assert p0.confidence.level == "low"
+    assert p0.confidence.component == key
+    assert key in p0.confidence.reason and "counter_interpolated" in p0.confidence.reason

@@ -33,6 +33,7 @@ from greenmeter.report.confidence import ComponentFacts, phase_confidence
 from greenmeter.report.curve import Curve, energy_segments, peak_from_curve, power_timeline
 from greenmeter.report.efficiency import efficiency
 from greenmeter.report.errors import ReportError, format_validation_error, short_repr
+from greenmeter.report.gpu_figures import phase_gpu_fields
 from greenmeter.report.inputs import (
     Warnings,
     aware,
@@ -303,7 +304,13 @@ def _build(
             )
     facts = {
         c.key: ComponentFacts(
-            c.key, c.method, c.resolution_s, c.degraded, c.degraded_at_s, c.degraded_reason
+            c.key,
+            c.method,
+            c.resolution_s,
+            c.degraded,
+            c.degraded_at_s,
+            c.degraded_reason,
+            c.recovered_at_s,
         )
         for c in components
     }
@@ -521,6 +528,8 @@ def _phase(rec: PhaseRecord, path: tuple[str, ...], ctx: _PhaseContext) -> Phase
         steps=opt_int(rec.steps) if rec.steps is not None else None,
     )
     kind = rec.kind if rec.kind in PHASE_KINDS else "custom"
+    rel = [(ctx.rel_s(a), ctx.rel_s(b)) for a, b in intervals]
+    gpu = phase_gpu_fields(rec, key_of, ctx.facts, rel, ctx.rel_s(ctx.end_mono), warn)
     return Phase(
         name=path[-1],
         path=list(path),
@@ -530,7 +539,7 @@ def _phase(rec: PhaseRecord, path: tuple[str, ...], ctx: _PhaseContext) -> Phase
         start_utc=to_utc(first) if first is not None else None,
         end_utc=to_utc(last) if last is not None else None,
         duration_s=duration,
-        intervals_s=[(ctx.rel_s(a), ctx.rel_s(b)) for a, b in intervals],
+        intervals_s=rel,
         energy_j=energy,
         it_energy_j=it_j,
         it_energy_kwh=it_j / J_PER_KWH,
@@ -558,7 +567,10 @@ def _phase(rec: PhaseRecord, path: tuple[str, ...], ctx: _PhaseContext) -> Phase
             energy_j=energy,
             components=ctx.facts,
             end_s=ctx.rel_s(last) if last is not None and not rec.open else None,
+            start_s=ctx.rel_s(first) if first is not None else None,
+            methods=gpu["energy_methods"],
         ),
+        **gpu,
         device_hours=hours,
         gpu_hours=hours.get("gpu", 0.0),
         attrs={str(k): str(v) for k, v in dict(rec.attrs or {}).items()},

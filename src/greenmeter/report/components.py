@@ -44,6 +44,12 @@ class _ComponentBase(_Model):
         description="When it stopped reading or a read hung: seconds since the report's "
         "start_utc (null when not degraded or the instant is unknown).",
     )
+    recovered_at_s: NonNegFloat | None = Field(
+        None,
+        description="When it answered again after degrading: seconds since the report's "
+        "start_utc (null when it did not). Energy between degraded_at_s and this instant "
+        "is not measured.",
+    )
     detail: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -14,10 +14,15 @@ The rule, applied per component and then to the phase:
   phase misses the component's energy from then on, so it limits the phase whatever
   share of the energy it shows. A phase that ended before the instant is not touched.
   When the instant is unknown, every phase is treated as touched.
+* A degraded component that answered again (``recovered_at_s``) touches only the
+  phases active between the two instants: its energy over that gap is left out.
 * The phase takes the worst level among the components carrying at least 5% of its IT
   energy (all components when it has no energy), and the degraded components that
   touch it; other small ones cannot move the total by more than that share. The reason
   names the limiting component.
+* A material GPU figure placed linearly within the counter's step, without instant
+  power (``counter_interpolated``), then lowers the phase's level by one (a low phase
+  stays low); the reason names the board.
 """
 
 from __future__ import annotations
@@ -66,11 +71,18 @@ class ComponentFacts:
     #: When it degraded: seconds since the report's start (None: unknown).
     degraded_at_s: float | None = None
     degraded_reason: str | None = None
+    #: When it answered again: seconds since the report's start (None: it did not).
+    recovered_at_s: float | None = None
 
-    def touches(self, end_s: float | None) -> bool:
-        """Degraded during or before a phase that was last active at ``end_s``."""
+    def touches(self, end_s: float | None, start_s: float | None = None) -> bool:
+        """Degraded during or before a phase active from ``start_s`` to ``end_s``
+        (seconds since the report's start; None: unknown), and not answering again
+        before it started."""
         if not self.degraded:
             return False
+        if self.recovered_at_s is not None and start_s is not None:
+            if start_s >= self.recovered_at_s:
+                return False
         return self.degraded_at_s is None or end_s is None or end_s > self.degraded_at_s
 
 
@@ -78,13 +90,26 @@ def _rank(level: str) -> int:
     return CONFIDENCE_LEVELS.index(level)
 
 
-def _one(facts: ComponentFacts, entry_s: float, end_s: float | None) -> tuple[str, str]:
+#: Energy method of a GPU figure placed linearly within a counter step.
+INTERPOLATED = "counter_interpolated"
+
+
+def _one(
+    facts: ComponentFacts, entry_s: float, span: tuple[float | None, float | None]
+) -> tuple[str, str]:
+    start_s, end_s = span
     if facts.method == "estimated":
         return "low", f"{facts.key} is a model estimate, not a measurement"
-    if facts.touches(end_s):
+    if facts.touches(end_s, start_s):
         why = f" ({facts.degraded_reason})" if facts.degraded_reason else ""
         if facts.degraded_at_s is None:
             return "low", f"{facts.key} stopped reading during the run (degraded){why}"
+        if facts.recovered_at_s is not None:
+            return "low", (
+                f"{facts.key} was not read from {facts.degraded_at_s:.6g} s to "
+                f"{facts.recovered_at_s:.6g} s into the run{why}; this phase misses its "
+                "energy over that gap"
+            )
         return "low", (
             f"{facts.key} stopped reading {facts.degraded_at_s:.6g} s into the run{why}; "
             "this phase misses its energy from then on"
@@ -110,6 +135,8 @@ def phase_confidence(
     energy_j: Mapping[str, float],
     components: Mapping[str, ComponentFacts],
     end_s: float | None = None,
+    start_s: float | None = None,
+    methods: Mapping[str, str] | None = None,
 ) -> Confidence:
     """Confidence of one phase by the rule in this module's docstring.
 
@@ -120,13 +147,19 @@ def phase_confidence(
         components: Facts per component key.
         end_s: When the phase was last active, seconds since the report's start (None:
             still active, or unknown).
+        start_s: When it was first active, seconds since the report's start (None:
+            unknown).
+        methods: How each GPU figure was obtained (``energy_methods``), by key.
     """
+    methods = methods or {}
     entry_s = duration_s / max(count, 1)
     total = sum(energy_j.values())
     keys = [k for k in energy_j if k in components]
     if total > 0:
         material = [
-            k for k in keys if energy_j[k] >= MATERIAL_SHARE * total or components[k].touches(end_s)
+            k
+            for k in keys
+            if energy_j[k] >= MATERIAL_SHARE * total or components[k].touches(end_s, start_s)
         ]
     else:
         material = keys
@@ -135,9 +168,17 @@ def phase_confidence(
         return Confidence(level="low", estimated=False, reason="no component measured it")
     worst_level, worst_reason, worst_key = "high", "", None
     for key in material:
-        level, reason = _one(components[key], entry_s, end_s)
+        level, reason = _one(components[key], entry_s, (start_s, end_s))
         if worst_key is None or _rank(level) > _rank(worst_level):
             worst_level, worst_reason, worst_key = level, reason, key
+    placed = [k for k in material if methods.get(k) == INTERPOLATED]
+    if placed and worst_level != "low":
+        worst_level = CONFIDENCE_LEVELS[_rank(worst_level) + 1]
+        worst_reason = (
+            f"{placed[0]} has no instant power: its figure is placed linearly within the "
+            f"counter step (counter_interpolated), one level lower; {worst_reason}"
+        )
+        worst_key = placed[0]
     return Confidence(
         level=worst_level,  # type: ignore[arg-type]
         estimated=estimated,

@@ -26,6 +26,7 @@ def report_component(
     """
     degraded = bool(status.degraded) if status else False
     at = opt_float(getattr(status, "degraded_at", None)) if degraded else None
+    back = opt_float(getattr(status, "recovered_at", None)) if degraded else None
     key = component_key(info.id, info.host or host)
     detail = {str(k): str(v) for k, v in dict(info.detail or {}).items()}
     method = value_of(info.method)
@@ -42,6 +43,7 @@ def report_component(
         "degraded": degraded,
         "degraded_reason": status.reason if status else None,
         "degraded_at_s": max(0.0, at - start_mono) if at is not None else None,
+        "recovered_at_s": max(0.0, back - start_mono) if back is not None else None,
         "detail": detail,
     }
     period = opt_float(info.sampling_period_s)

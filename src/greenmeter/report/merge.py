@@ -63,6 +63,7 @@ from greenmeter.report.bounds import check_readable
 from greenmeter.report.build import _coalesce, _downsample_reservoir
 from greenmeter.report.efficiency import efficiency
 from greenmeter.report.errors import ReportError, format_validation_error
+from greenmeter.report.gpu_figures import merged_gpu_fields
 from greenmeter.report.inputs import Warnings
 from greenmeter.report.limits import (
     MAX_LATENCY_SAMPLES,
@@ -365,6 +366,7 @@ def _merge_phase(
         ),
         latency_samples_s=latencies,
         confidence=worst,
+        **merged_gpu_fields([p for _, p in items], list(energy)),
         device_hours=hours,
         gpu_hours=hours.get("gpu", 0.0),
         attrs=attrs,

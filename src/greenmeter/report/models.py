@@ -145,6 +145,9 @@ def _check_energy(obj: Any, pue: float, where: str) -> None:
 # --------------------------------------------------------------------------------------
 # Phases
 
+#: How a GPU figure between counter updates was obtained (see greenmeter.sensors.placement).
+EnergyMethodName = Literal["counter", "counter+instant_power", "counter_interpolated", "sampled"]
+
 
 class Phase(_Model):
     """One phase path, accumulated over its repetitions, with its children nested.
@@ -189,6 +192,25 @@ class Phase(_Model):
         description="Recorded per-call latencies (bounded reservoir), kept for merging.",
     )
     confidence: Confidence
+    energy_methods: dict[str, EnergyMethodName] = Field(
+        default_factory=dict,
+        description="Per GPU component resolved between counter updates: how its figure "
+        "was obtained, the least precise over the phase's boundaries.",
+    )
+    energy_bound_j: dict[str, NonNegFloat] = Field(
+        default_factory=dict,
+        description="Per GPU component: error bound of its energy_j figure (joules).",
+    )
+    provisional: list[str] = Field(
+        default_factory=list,
+        description="Components whose figure is not final (no counter update seen after "
+        "one of the phase's boundaries).",
+    )
+    unmeasured_s: dict[str, NonNegFloat] = Field(
+        default_factory=dict,
+        description="Per component: seconds of the phase during which it was not read "
+        "(its energy over that time is left out, not estimated).",
+    )
     device_hours: dict[ComponentKindName, NonNegFloat] = Field(
         default_factory=dict, description="Device-hours per component kind (gpu, cpu)."
     )
@@ -403,6 +425,10 @@ class Report(_Model):
             if len(seen) > MAX_PHASES:
                 raise ValueError(f"more than {MAX_PHASES} phases (a report holds at most that)")
             _unknown(phase.energy_j, known, f"{where} energy_j")
+            _unknown(phase.energy_bound_j, known, f"{where} energy_bound_j")
+            _unknown(dict.fromkeys(phase.energy_methods, 0.0), known, f"{where} energy_methods")
+            _unknown(dict.fromkeys(phase.provisional, 0.0), known, f"{where} provisional")
+            _unknown(phase.unmeasured_s, known, f"{where} unmeasured_s")
             _check_energy(phase, pue, where)
             _check_co2e(phase.co2e, where)
         for series in self.power_timeline:

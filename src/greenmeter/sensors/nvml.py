@@ -35,9 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from greenmeter.sensors import nvml_errors
 from greenmeter.sensors.base import (
     ComponentInfo,
     ComponentKind,
+    ComponentStatus,
     Method,
     Scope,
     Sensor,
@@ -46,6 +48,12 @@ from greenmeter.sensors.base import (
 from greenmeter.sensors.nvml_devices import Board as _Board
 from greenmeter.sensors.nvml_devices import Resolver as _Resolver
 from greenmeter.sensors.nvml_devices import parse_visible_devices, select_boards, text
+from greenmeter.sensors.nvml_errors import (
+    error_info,
+    field_value,
+    instant_power_field,
+    succeeded,
+)
 from greenmeter.sensors.nvml_tracker import CONTINUOUS_BELOW_S, BoardSpec, GpuTracker
 from greenmeter.sensors.readings import measure_update_steps, slow_calls
 from greenmeter.sensors.readings import timed as _timed
@@ -57,7 +65,8 @@ __all__ = [
     "probe",
 ]
 
-#: NVML field id of the instantaneous board power (mW).
+#: NVML field id of the instantaneous board power (mW); the same as
+#: ``pynvml.NVML_FI_DEV_POWER_INSTANT``, which the calls use.
 NVML_FI_DEV_POWER_INSTANT = 186
 
 SOURCE_COUNTER = "energy_counter"
@@ -76,19 +85,6 @@ _ARCHITECTURES = {
     10: "Blackwell",
 }
 
-# NVML return code -> (warning code, plain explanation).
-_ERRORS: dict[int, tuple[str, str]] = {
-    1: ("nvml.uninitialized", "NVML was shut down while in use"),
-    3: ("nvml.not_supported", "the board does not support this reading"),
-    4: ("nvml.no_permission", "this user may not read it"),
-    9: ("nvml.driver_not_loaded", "the NVIDIA kernel driver is not loaded"),
-    10: ("nvml.timeout", "the driver timed out"),
-    12: ("nvml.library_not_found", "the NVIDIA management library is missing"),
-    13: ("nvml.function_not_found", "the installed driver's NVML lacks this function"),
-    15: ("nvml.gpu_lost", "the GPU is lost (fell off the bus or stopped responding)"),
-    16: ("nvml.reset_required", "the GPU needs a reset"),
-}
-
 # Start-up probe of the energy counter's update step: time budget and wanted changes.
 _STEP_PROBE_BUDGET_S = 0.12
 _STEP_PROBE_CHANGES = 4
@@ -97,13 +93,7 @@ _DEFAULT_COUNTER_RESOLUTION_S = 0.1
 _SLOW_CALL_S = 0.010  # an H200 takes ~2-6 ms per energy read: normal, not worth a warning
 
 
-def _error_info(exc: BaseException) -> tuple[str, str]:
-    """(warning code, explanation) for an exception raised by an NVML call."""
-    value = getattr(exc, "value", None)
-    if isinstance(value, int) and value in _ERRORS:
-        code, text = _ERRORS[value]
-        return code, f"{text} ({exc})"
-    return "nvml.error", f"unexpected NVML error: {exc!r}"
+_error_info = error_info
 
 
 _text = text
@@ -214,8 +204,8 @@ class NvmlSensor(Sensor):
     def _power_w(self, d: _Device) -> float:
         nv = self._nvml
         if d.source == SOURCE_INSTANT:
-            v = nv.nvmlDeviceGetFieldValues(d.board.handle, [NVML_FI_DEV_POWER_INSTANT])[0]
-            if v.nvmlReturn != 0:
+            v = nv.nvmlDeviceGetFieldValues(d.board.handle, [instant_power_field(nv)])[0]
+            if not succeeded(nv, v.nvmlReturn):
                 raise nv.NVMLError(v.nvmlReturn)
             return _field_value(v) / 1000.0
         return nv.nvmlDeviceGetPowerUsage(d.board.handle) / 1000.0
@@ -233,10 +223,42 @@ class NvmlSensor(Sensor):
         if d.last_t is None or t > d.last_t:
             d.last_t, d.last_p_w = t, p_w
 
-    def _tracker_failed(self, component_id: str, exc: BaseException, what: str) -> None:
+    def _tracker_failed(
+        self, component_id: str, exc: BaseException, what: str, at_s: float, transient: bool
+    ) -> None:
         for d in self._devices:
-            if d.component_id == component_id:
-                self._fail(d, exc, what, time.monotonic())
+            if d.component_id != component_id:
+                continue
+            code, text = _error_info(exc)
+            then = (
+                f"probed again every {nvml_errors.REPROBE_PERIOD_S:g} s; its energy until it "
+                "answers is not measured"
+                if transient
+                else "its energy is held at its last counter update from this point on"
+            )
+            reason = f"GPU {d.board.uuid}: {what} failed: {text}; {then}"
+            old = self._status.get(component_id)
+            if old is not None and old.degraded:  # down again: one gap from the first
+                self._status[component_id] = ComponentStatus(True, old.reason, old.degraded_at)
+                self.warn(code, reason, component_id, at_s)
+            else:
+                self.degrade(component_id, reason, code, at_s)
+
+    def _tracker_resumed(self, component_id: str, at_s: float, gap_j: float) -> None:
+        old = self._status.get(component_id)
+        if old is None or not old.degraded:
+            return
+        self._status[component_id] = ComponentStatus(
+            True, old.reason, old.degraded_at, recovered_at=at_s
+        )
+        gap_s = at_s - (old.degraded_at if old.degraded_at is not None else at_s)
+        self.warn(
+            "nvml.recovered",
+            f"{component_id} answers again after {gap_s:.3g} s; its counter resumes. "
+            f"The {gap_j:.6g} J its counter moved meanwhile is left out (not measured)",
+            component_id,
+            at_s,
+        )
 
     def read(self, now: float) -> dict[str, float]:
         """Cumulative joules per board since start-up.
@@ -290,35 +312,25 @@ class NvmlSensor(Sensor):
 def _instant_ok(nv: Any, handle: Any) -> bool:
     """The instant power field answers on this board."""
     try:
-        v = nv.nvmlDeviceGetFieldValues(handle, [NVML_FI_DEV_POWER_INSTANT])[0]
+        v = nv.nvmlDeviceGetFieldValues(handle, [instant_power_field(nv)])[0]
     except Exception:
         return False
-    return int(v.nvmlReturn) == 0
+    return succeeded(nv, v.nvmlReturn)
 
 
-def _field_value(v: Any) -> float:
-    """The numeric value of an ``nvmlFieldValue_t`` according to its ``valueType``."""
-    kind = int(v.valueType)
-    val = v.value
-    return float(
-        {
-            0: lambda: val.dVal,
-            1: lambda: val.uiVal,
-            2: lambda: val.ulVal,
-            3: lambda: val.ullVal,
-            4: lambda: val.sllVal,
-            5: lambda: val.siVal,
-            6: lambda: val.usVal,
-        }.get(kind, lambda: val.uiVal)()
-    )
+_field_value = field_value
 
 
 # -- probe -------------------------------------------------------------------------------
 
 
-def _init_unavailable(exc: BaseException) -> Unavailable:
+def _init_unavailable(exc: BaseException, nv: Any = None) -> Unavailable:
     value = getattr(exc, "value", None)
-    if value == 12:  # NVML_ERROR_LIBRARY_NOT_FOUND
+
+    def code(name: str) -> int | None:
+        return getattr(nv, name, None) if nv is not None else None
+
+    if value is not None and value == code("NVML_ERROR_LIBRARY_NOT_FOUND"):
         return Unavailable(
             "nvml",
             ComponentKind.GPU,
@@ -327,7 +339,7 @@ def _init_unavailable(exc: BaseException) -> Unavailable:
             "install the NVIDIA driver; in a container run with the NVIDIA Container "
             "Toolkit (docker run --gpus all)",
         )
-    if value == 9:  # NVML_ERROR_DRIVER_NOT_LOADED
+    if value is not None and value == code("NVML_ERROR_DRIVER_NOT_LOADED"):
         return Unavailable(
             "nvml",
             ComponentKind.GPU,
@@ -335,14 +347,14 @@ def _init_unavailable(exc: BaseException) -> Unavailable:
             "(no NVIDIA GPU, or the driver failed to start)",
             "check `nvidia-smi`; load the driver (`sudo modprobe nvidia`) or reinstall it",
         )
-    if value == 4:  # NVML_ERROR_NO_PERMISSION
+    if value is not None and value == code("NVML_ERROR_NO_PERMISSION"):
         return Unavailable(
             "nvml",
             ComponentKind.GPU,
             "no permission to open the NVIDIA devices (/dev/nvidia*)",
             "add this user to the group owning /dev/nvidia* (often `video`)",
         )
-    if value == 18:  # NVML_ERROR_LIB_RM_VERSION_MISMATCH
+    if value is not None and value == code("NVML_ERROR_LIB_RM_VERSION_MISMATCH"):
         return Unavailable(
             "nvml",
             ComponentKind.GPU,
@@ -443,9 +455,9 @@ def _setup_board(
                 "nvmlDeviceGetFieldValues",
                 nv.nvmlDeviceGetFieldValues,
                 h,
-                [NVML_FI_DEV_POWER_INSTANT],
+                [instant_power_field(nv)],
             )[0]
-            if v.nvmlReturn == 0:
+            if succeeded(nv, v.nvmlReturn):
                 device = _Device(b, cid, SOURCE_INSTANT)
             else:
                 errors.append(f"instant power field: {nv.NVMLError(v.nvmlReturn)}")
@@ -517,7 +529,7 @@ def probe(
     try:
         _timed(costs, "nvmlInit", nv.nvmlInit)
     except nv.NVMLError as exc:
-        return None, [_init_unavailable(exc)]
+        return None, [_init_unavailable(exc, nv)]
     except Exception as exc:  # e.g. an OSError from a broken library file
         return None, [Unavailable("nvml", ComponentKind.GPU, f"NVML failed to load: {exc!r}")]
     try:
@@ -619,7 +631,7 @@ def _build(
             )
             for d in counters
         ]
-        tracker = GpuTracker(nv, specs, on_fail=lambda cid, exc, what: None)
+        tracker = GpuTracker(nv, specs, on_fail=lambda *_: None)
         for c in components:
             spec = next((b for b in specs if b.component_id == c.id), None)
             if spec is not None:
@@ -642,6 +654,7 @@ def _build(
     if tracker is not None:
         for r in tracker._readers.values():
             r.on_fail = sensor._tracker_failed
+            r.on_resume = sensor._tracker_resumed
         tracker.start()
         for c in components:
             if c.detail.get("placement") == "linear":

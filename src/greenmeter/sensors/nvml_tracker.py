@@ -22,6 +22,14 @@ Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machi
 
 A read's value is taken as of the middle of the call; a call that took much longer
 than usual (the thread was held up) only proves what its ends prove.
+
+Faults (:mod:`greenmeter.sensors.nvml_errors`): a read failing with a transient error
+(timeout, GPU in use, unknown) is retried after 10, 50 and 250 ms on the reader's
+thread; when it still fails the board is *down* from the first failed call on (its
+figures are held at its last counter update). A board down for a transient error is
+probed every ``REPROBE_PERIOD_S``; when it answers again its counter resumes from the
+held figure, on a fresh record: the energy drawn while it was down is left out, never
+estimated. A lost board (``NVML_ERROR_GPU_IS_LOST``) or any other error stays down.
 """
 
 from __future__ import annotations
@@ -33,12 +41,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from greenmeter.sensors import nvml_errors
+from greenmeter.sensors.nvml_errors import (
+    call_with_retry,
+    field_value,
+    instant_power_field,
+    is_transient,
+    succeeded,
+)
 from greenmeter.sensors.placement import Figure, Track
 
 __all__ = ["BoardSpec", "GpuTracker"]
 
-#: Instant-power field of NVML (mW).
-_FI_POWER_INSTANT = 186
 #: Pre-reads (just before an expected update) once every this many updates.
 _PRE_READ_EVERY = 4
 #: Read period of a counter that changes continuously (s).
@@ -77,10 +91,17 @@ class BoardSpec:
 
 
 def _power_w(nv: Any, handle: Any) -> float | None:
-    v = nv.nvmlDeviceGetFieldValues(handle, [_FI_POWER_INSTANT])[0]
-    if v.nvmlReturn != 0:
+    v = nv.nvmlDeviceGetFieldValues(handle, [instant_power_field(nv)])[0]
+    if not succeeded(nv, v.nvmlReturn):
         return None
-    return float(v.value.uiVal) / 1000.0 if int(v.valueType) == 1 else float(v.value.dVal)
+    return field_value(v, nv) / 1000.0
+
+
+#: ``on_fail(component_id, exc, what, at_s, transient)``: a board went down at ``at_s``.
+FailCallback = Callable[[str, BaseException, str, float, bool], None]
+#: ``on_resume(component_id, at_s, gap_j)``: a board answered again at ``at_s``; its
+#: counter moved ``gap_j`` joules while it was down (left out).
+ResumeCallback = Callable[[str, float, float], None]
 
 
 class _Reader:
@@ -91,7 +112,7 @@ class _Reader:
         nv: Any,
         spec: BoardSpec,
         stop: threading.Event,
-        on_fail: Callable[[str, BaseException, str], None],
+        on_fail: FailCallback,
         marks: list[float],
         lock: threading.Lock,
         active: Callable[[], bool],
@@ -100,13 +121,19 @@ class _Reader:
         self.spec = spec
         step = spec.step_s
         self.continuous = step is not None and step < CONTINUOUS_BELOW_S
-        self.track = Track(
-            step, continuous=self.continuous, has_power=spec.has_instant, marks=marks, lock=lock
-        )
+        self._marks, self._lock = marks, lock
+        self.track = self._new_track()
+        #: (record, from instant s, offset J): figures at or after the instant come from
+        #: that record plus the offset (a record per stretch the board answered).
+        self._spans: list[tuple[Track, float, float]] = [(self.track, -math.inf, 0.0)]
         self.stop = stop
         self.on_fail = on_fail
+        self.on_resume: ResumeCallback | None = None
         self.active = active
+        #: Not answering now (down); ``gone``: for good (lost, or a lasting error).
         self.dead = False
+        self.gone = False
+        self._last_j = 0.0
         self.latency_s = 0.0
         self.calls = 0
         self._last_mj = spec.base_mj
@@ -120,6 +147,30 @@ class _Reader:
             target=self._run, name=f"greenmeter-nvml-{spec.component_id[-8:]}", daemon=True
         )
 
+    def _new_track(self) -> Track:
+        return Track(
+            self.spec.step_s,
+            continuous=self.continuous,
+            has_power=self.spec.has_instant,
+            marks=self._marks,
+            lock=self._lock,
+        )
+
+    def figure(self, t: float) -> Figure:
+        """Energy at ``t`` (J, from the first read), held over the stretches it was down."""
+        spans = self._spans
+        track, _from_s, offset = spans[0]
+        for span in spans[1:]:
+            if span[1] > t:
+                break
+            track, _from_s, offset = span
+        f = track.energy_at(t)
+        return Figure(f.energy_j + offset, f.method, f.bound_j, f.exact) if offset else f
+
+    def ready(self, t: float) -> bool:
+        """Figures at ``t`` are final (or the board is down: none will come)."""
+        return self.dead or t < self._spans[-1][1] or self.track.ready(t)
+
     def energy_j(self, mj: int) -> float:
         if mj < self._last_mj:  # driver reload: keep what was counted
             self._offset_j += (self._last_mj - self._base_mj) / 1000.0
@@ -128,38 +179,71 @@ class _Reader:
         return self._offset_j + (mj - self._base_mj) / 1000.0
 
     def read_once(self) -> bool:
-        """One counter read; False when the board failed."""
+        """One counter read (transient errors retried); False when the board is down."""
         nv, h = self.nv, self.spec.handle
-        t_a = time.monotonic()
-        try:
-            mj = int(nv.nvmlDeviceGetTotalEnergyConsumption(h))
+        t_first = t_a = time.monotonic()
+
+        def call() -> Any:
+            nonlocal t_a
+            t_a = time.monotonic()
+            return nv.nvmlDeviceGetTotalEnergyConsumption(h)
+
+        try:  # a board already down is probed once
+            mj = int(call_with_retry(call, nv, self.stop, () if self.dead else None))
         except Exception as exc:
-            self.dead = True
-            self.track.stopped = True
-            self.on_fail(self.spec.component_id, exc, "reading the energy counter")
-            with self._seen:
-                self._seen.notify_all()
+            if not self.dead:  # down from the first failed call
+                self._go_down(exc, t_first)
             return False
         t_b = time.monotonic()
+        if self.dead:
+            self._resume(mj, 0.5 * (t_a + t_b))
+            return True
         self.calls += 1
         lat = t_b - t_a
         held_up = self.calls > 3 and lat > 1.5 * self.latency_s + 0.0005
         if not held_up:
             self.latency_s = lat if self.calls == 1 else 0.9 * self.latency_s + 0.1 * lat
         mid = 0.5 * (t_a + t_b)
+        self._last_j = value = self.energy_j(mj)
         if held_up:  # the value's instant is only known to lie within the call
-            self.track.add_read(mid, self.energy_j(mj), t_a, t_b)
+            self.track.add_read(mid, value, t_a, t_b)
         else:
-            self.track.add_read(mid, self.energy_j(mj))
+            self.track.add_read(mid, value)
         with self._seen:
             self._seen.notify_all()
         return True
+
+    def _go_down(self, exc: BaseException, at_s: float) -> None:
+        transient = is_transient(exc, self.nv)
+        self.dead = True
+        self.gone = not transient
+        self.track.stopped = True
+        self.on_fail(self.spec.component_id, exc, "reading the energy counter", at_s, transient)
+        with self._seen:
+            self._seen.notify_all()
+
+    def _resume(self, mj: int, at_s: float) -> None:
+        """The board answers again: a fresh record from ``at_s``, counting on from the
+        figure held while it was down (the energy drawn meanwhile is left out)."""
+        held = self.figure(at_s).energy_j
+        value = self.energy_j(mj)
+        gap_j = max(0.0, value - self._last_j)
+        self._last_j = value
+        track = self._new_track()
+        track.add_read(at_s, value)
+        self._spans = [*self._spans, (track, at_s, held - value)]
+        self.track = track
+        self.dead = False
+        if self.on_resume is not None:
+            self.on_resume(self.spec.component_id, at_s, gap_j)
+        with self._seen:
+            self._seen.notify_all()
 
     def wait_read_after(self, t: float, timeout_s: float) -> None:
         """Wait until the track is ready at ``t`` (or the board died, or timeout)."""
         deadline = time.monotonic() + timeout_s
         with self._seen:
-            while not self.dead and not self.track.ready(t) and not self.stop.is_set():
+            while not self.ready(t) and not self.stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
@@ -219,6 +303,12 @@ class _Reader:
         state: dict[str, float] = {}
         kick = self.kick
         while not self.stop.is_set():
+            if self.dead:  # probe a board that went down for a transient error
+                if self.gone or self.stop.wait(nvml_errors.REPROBE_PERIOD_S):
+                    return
+                if self.read_once():
+                    state = {}
+                continue
             now = time.monotonic()
             target = self._next_target(state, now)
             delay = target - 0.5 * self.latency_s - time.monotonic()
@@ -230,7 +320,7 @@ class _Reader:
                 continue
             changes = self.track.changes
             if not self.read_once():
-                return
+                continue
             if state.pop("post", 0.0) and self.track.changes == changes:
                 state["catch"] = 1.0  # the update came later than expected: catch its value
 
@@ -241,15 +331,21 @@ class GpuTracker:
     Args:
         nvml: The initialised ``pynvml`` module.
         boards: The boards with an energy counter.
-        on_fail: Called as ``on_fail(component_id, exc, what)`` when a board's reads
-            fail; the board's track stops there (its figures stay at the last update).
+        on_fail: Called as ``on_fail(component_id, exc, what, at_s, transient)`` when a
+            board's reads fail (after the retries): it is down from ``at_s`` (monotonic
+            s), its figures held at the last update; ``transient``: it will be probed
+            again.
+        on_resume: Called as ``on_resume(component_id, at_s, gap_j)`` when a board that
+            was down answers again at ``at_s``; ``gap_j``: joules its counter moved
+            meanwhile, left out of every figure.
     """
 
     def __init__(
         self,
         nvml: Any,
         boards: Sequence[BoardSpec],
-        on_fail: Callable[[str, BaseException, str], None],
+        on_fail: FailCallback,
+        on_resume: ResumeCallback | None = None,
     ) -> None:
         self._nv = nvml
         self._stop = threading.Event()
@@ -265,6 +361,8 @@ class GpuTracker:
             )
             for b in boards
         }
+        for r in self._readers.values():
+            r.on_resume = on_resume
         self._origin: dict[str, Figure] = {}
         self._origin_s: float | None = None
         # released by a boundary to wake the sampler (the cheapest wake-up in CPython)
@@ -299,7 +397,7 @@ class GpuTracker:
             r.read_once()
         self._sample_all()
         for r in self._readers.values():
-            if not r.dead:
+            if not r.gone:
                 r.thread.start()
         self._sampler.start()
 
@@ -360,7 +458,7 @@ class GpuTracker:
 
     def ready(self, t: float) -> bool:
         """Every live board has seen a counter update after ``t``."""
-        return all(r.dead or r.track.ready(t) for r in self._readers.values())
+        return all(r.ready(t) for r in self._readers.values())
 
     def wait_ready(self, t: float, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until figures at ``t`` are exact; True when so."""
@@ -378,11 +476,11 @@ class GpuTracker:
 
     def figure(self, component_id: str, t: float) -> Figure:
         """Energy of a board from the origin to ``t`` (joules), with method and bound."""
-        track = self._readers[component_id].track
-        at = track.energy_at(t)
+        reader = self._readers[component_id]
+        at = reader.figure(t)
         origin = self._origin.get(component_id)
         if origin is None and self._origin_s is not None:
-            origin = track.energy_at(self._origin_s)
+            origin = reader.figure(self._origin_s)
             if origin.exact:
                 self._origin[component_id] = origin
         if origin is None:
@@ -399,7 +497,8 @@ class GpuTracker:
         if self._origin_s is not None and len(self._origin) < len(self._readers):
             before = min(before, self._origin_s)
         for r in self._readers.values():
-            r.track.trim(before)
+            for track, _from_s, _offset in r._spans:
+                track.trim(before)
 
     def calls(self) -> int:
         """Counter reads made so far, all boards."""

@@ -129,6 +129,7 @@ enum { SCOPE_ALL = 0, SCOPE_ENERGY = 1, SCOPE_INSTANT = 2, SCOPE_POWER_USAGE = 3
 
 typedef struct {
     double at;
+    double until; /* the fault ends here (+inf: never) */
     int code;
     int scope;
 } fault_t;
@@ -262,10 +263,11 @@ static nvmlReturn_t load_config(void) {
         } else if (strcmp(key, "fault") == 0) {
             if (d->n_faults < MAX_FAULTS) {
                 char scope[32] = "all";
-                double at = 0;
+                double at = 0, until = INFINITY;
                 int code = 0;
-                if (sscanf(val, "%lf %d %31s", &at, &code, scope) >= 2) {
+                if (sscanf(val, "%lf %d %31s %lf", &at, &code, scope, &until) >= 2) {
                     d->faults[d->n_faults].at = at;
+                    d->faults[d->n_faults].until = until;
                     d->faults[d->n_faults].code = code;
                     d->faults[d->n_faults].scope = scope_from_name(scope);
                     d->n_faults++;
@@ -316,7 +318,8 @@ static nvmlReturn_t fault_now(const fake_device_t *d, int scope, double t) {
     double latest = -1e300;
     for (int i = 0; i < b->n_faults; i++) {
         const fault_t *f = &b->faults[i];
-        if (t >= f->at && (f->scope == SCOPE_ALL || f->scope == scope) && f->at >= latest) {
+        if (t >= f->at && t < f->until && (f->scope == SCOPE_ALL || f->scope == scope) &&
+            f->at >= latest) {
             ret = f->code;
             latest = f->at;
         }

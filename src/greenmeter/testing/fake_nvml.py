@@ -107,6 +107,7 @@ ERRORS: dict[str, int] = {
     "function_not_found": 13,
     "gpu_lost": 15,
     "reset_required": 16,
+    "in_use": 19,
     "unknown": 999,
 }
 
@@ -123,7 +124,7 @@ def _error_code(error: str | int) -> int:
 
 @dataclass(frozen=True)
 class FakeFault:
-    """An NVML error returned from monotonic instant ``at`` on.
+    """An NVML error returned from monotonic instant ``at`` on (until ``until``).
 
     Args:
         at: ``time.monotonic()`` instant the fault starts.
@@ -132,11 +133,14 @@ class FakeFault:
         scope: ``"all"`` (every call on the device fails), ``"energy"`` (only the energy
             counter), ``"instant"`` (only the instant power field, through the field's own
             return code) or ``"power_usage"`` (only ``nvmlDeviceGetPowerUsage``).
+        until: ``time.monotonic()`` instant it ends (None: never): calls answer again
+            from then on (a transient outage).
     """
 
     at: float
     error: str | int = "gpu_lost"
     scope: str = "all"
+    until: float | None = None
 
     def __post_init__(self) -> None:
         _error_code(self.error)
@@ -339,7 +343,11 @@ class FakeNvml(FakeLibrary):
             ]
             lines += [f"step {d!r} {p!r}" for d, p in rows]
             lines += [f"process {int(pid)} {int(mem)}" for pid, mem in g.processes]
-            lines += [f"fault {f.at!r} {_error_code(f.error)} {f.scope}" for f in g.faults]
+            lines += [
+                f"fault {f.at!r} {_error_code(f.error)} {f.scope}"
+                + (f" {f.until!r}" if f.until is not None else "")
+                for f in g.faults
+            ]
             lines += [f"mig {u}" for u in g.mig_uuids]
         return "\n".join(lines) + "\n"
 
