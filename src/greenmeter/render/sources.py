@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from greenmeter.report.models import Report
+if TYPE_CHECKING:
+    from greenmeter.report.models import Report
+
 
 __all__ = [
     "Source",
