@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: Version of the database layout; a database of another version is rebuilt.
-INDEX_FORMAT = "2"
+INDEX_FORMAT = "3"
 #: File name of the default index in the cache directory.
 INDEX_NAME = "footprint-index.sqlite3"
 _BATCH = 500
@@ -57,14 +57,15 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     problem TEXT,
-    record BLOB,
-    slim BLOB
+    slim BLOB,
+    has_record INTEGER NOT NULL,
+    {columns}
 );
 CREATE TABLE IF NOT EXISTS merged (
     run_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, record BLOB NOT NULL
 );
 """
-_FORMAT = f"{INDEX_FORMAT}/json"
+_FORMAT = f"{INDEX_FORMAT}/columns"
 
 
 class IndexUnavailable(Exception):
@@ -163,15 +164,18 @@ class FootprintIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         with self._write() as db:
-            for statement in _SCHEMA.split(";"):
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if row is not None and row[0] != _FORMAT:  # another layout: start afresh
+                db.execute("DROP TABLE IF EXISTS files")
+                db.execute("DELETE FROM merged")
+                db.execute("DELETE FROM carbon")
+            for statement in _SCHEMA_SQL.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
             if row is None or row[0] != _FORMAT:
-                if row is not None:  # another layout: start afresh
-                    db.execute("DELETE FROM files")
-                    db.execute("DELETE FROM merged")
-                    db.execute("DELETE FROM carbon")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (_FORMAT,))
         with self._guard():
             for cid, key in self._db.execute("SELECT id, key FROM carbon"):
@@ -210,15 +214,14 @@ class FootprintIndex:
     ) -> dict[str, tuple[int, int, RunRecord | None, str | None]]:
         """Rows under ``dirs`` and for ``files``: path -> (size, mtime_ns, record, problem)."""
         out: dict[str, tuple[int, int, RunRecord | None, str | None]] = {}
-        decode = _Decoder(self._carbon_by_id)
-        select = "SELECT path, size, mtime_ns, problem, record FROM files"
+        decode = _Decoder(self._carbon_by_id).row
         with self._guard():
             for folder in dirs:
                 lo, hi = _prefix_bounds(folder)
-                for path, size, mtime, problem, blob in self._db.execute(
-                    f"{select} WHERE path > ? AND path < ?", (lo, hi)
+                for path, size, mtime, problem, has, *fields in self._db.execute(
+                    f"{_SELECT} WHERE path > ? AND path < ?", (lo, hi)
                 ):
-                    record = decode(path, blob) if blob is not None else None
+                    record = decode(path, fields) if has else None
                     out[path] = (size, mtime, record, problem)
             wanted = [f for f in files if f not in out and _encodable(f)]
             if wanted:
@@ -227,10 +230,10 @@ class FootprintIndex:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO wanted VALUES (?)", ((f,) for f in wanted)
                 )
-                for path, size, mtime, problem, blob in self._db.execute(
-                    f"{select} JOIN wanted USING (path)"
+                for path, size, mtime, problem, has, *fields in self._db.execute(
+                    f"{_SELECT} JOIN wanted USING (path)"
                 ):
-                    record = decode(path, blob) if blob is not None else None
+                    record = decode(path, fields) if has else None
                     out[path] = (size, mtime, record, problem)
         return out
 
@@ -279,10 +282,11 @@ class FootprintIndex:
     def _store(self, batch: Sequence[IndexEntry]) -> None:
         with self._write() as db:
             rows = [
-                (e.path, e.size, e.mtime_ns, e.problem, self._encode(db, e.record), e.slim)
+                (e.path, e.size, e.mtime_ns, e.problem, e.slim, e.record is not None,
+                 *(self._fields(db, e.record) if e.record is not None else _NO_RECORD))
                 for e in batch
-            ]
-            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
+            ]  # fmt: skip
+            db.executemany(_INSERT, rows)
 
     def forget(self, paths: Iterable[str]) -> int:
         """Remove the rows of files that are no longer there; returns how many."""
@@ -299,6 +303,18 @@ class FootprintIndex:
                 "INSERT OR REPLACE INTO merged VALUES (?, ?, ?)",
                 (record.run_id, fingerprint, self._encode(db, record, with_path=True)),
             )
+
+    def _fields(self, db: sqlite3.Connection, record: RunRecord) -> list[Any]:
+        """A record's fields (without the path) as stored in the columns: numbers and
+        text as they are, the mappings and segments as sorted JSON text, the carbon
+        setting by id."""
+        fields = list(record[1:])
+        fields[_TAGS] = _text(record.tags)
+        fields[_PART] = _text(record.part)
+        fields[_SEGMENTS] = _text(record.segments)
+        fields[_GPU_MODELS] = _text(record.gpu_hours_by_model)
+        fields[_CARBON] = self._carbon_id(db, record.carbon)
+        return fields
 
     def _encode(
         self, db: sqlite3.Connection, record: RunRecord | None, *, with_path: bool = False
@@ -340,6 +356,13 @@ _STRINGS = tuple(
 )
 _FIELDS = len(RunRecord._fields) - 1
 _SEGMENTS = RunRecord._fields.index("segments") - 1
+#: One column per stored field: SQLite hands back numbers and text as they were
+#: stored, so reading a row is one C call and no parsing (mappings stay JSON text).
+_COLUMNS = tuple(f"f_{name}" for name in RunRecord._fields[1:])
+_SCHEMA_SQL = _SCHEMA.replace("{columns}", ",\n    ".join(_COLUMNS))
+_SELECT = f"SELECT path, size, mtime_ns, problem, has_record, {', '.join(_COLUMNS)} FROM files"
+_INSERT = f"INSERT OR REPLACE INTO files VALUES ({', '.join('?' * (6 + len(_COLUMNS)))})"
+_NO_RECORD = (None,) * len(_COLUMNS)
 
 
 def _text(value: object) -> str:
@@ -359,8 +382,37 @@ class _Decoder:
         value = json.loads(text)
         if index == _PART:
             value = tuple(value)
+        elif index == _SEGMENTS:
+            value = tuple(tuple(seg) for seg in value)
         self._shared[index, text] = value
         return value
+
+    def row(self, path: str, f: list[Any]) -> RunRecord | None:
+        """The record of ``path`` from its columns; None when they are not a stored
+        record (the caller reads the file again)."""
+        shared = self._shared
+        try:
+            tags = shared.get((_TAGS, f[_TAGS]))
+            if tags is None:
+                tags = self._value(_TAGS, f[_TAGS])
+            part = shared.get((_PART, f[_PART]))
+            if part is None:
+                part = self._value(_PART, f[_PART])
+            segments = shared.get((_SEGMENTS, f[_SEGMENTS]))
+            if segments is None:
+                segments = self._value(_SEGMENTS, f[_SEGMENTS])
+            models = shared.get((_GPU_MODELS, f[_GPU_MODELS]))
+            if models is None:
+                models = self._value(_GPU_MODELS, f[_GPU_MODELS])
+            carbon = self._carbon.get(f[_CARBON]) if f[_CARBON] is not None else None
+        except (ValueError, TypeError, IndexError, RecursionError):
+            return None
+        return tuple.__new__(  # type: ignore[no-any-return]
+            RunRecord,
+            (path, *f[:_TAGS], tags, part, *f[_PART + 1 : _SEGMENTS], segments,
+             *f[_SEGMENTS + 1 : _GPU_MODELS], models, *f[_GPU_MODELS + 1 : _CARBON], carbon,
+             *f[_CARBON + 1 :]),
+        )  # fmt: skip
 
     def __call__(self, path: str | None, blob: bytes) -> RunRecord | None:
         """The record of ``path``, or with ``path`` None one stored with its path; None
