@@ -23,6 +23,11 @@ enumerates every board, so boards are matched by UUID. A MIG slice has no power 
 of its own: its parent board is measured and marked ``shared``.
 
 Nothing here imports ``pynvml`` at module import; :func:`probe` does.
+
+Size: about 720 lines, the sensor's one class and the probing that chooses each board's
+reading (counter, instant field, 1 s average), kept together because the choice and the
+reading share the board state. Board discovery is in ``nvml_devices``, NVML's codes in
+``nvml_errors``, the counter readers in ``nvml_tracker`` and placement in ``placement``.
 """
 
 from __future__ import annotations
