@@ -3,8 +3,11 @@
 Per board, the best reading the board offers is chosen at start-up, by trying it:
 
 1. **Energy counter** (``nvmlDeviceGetTotalEnergyConsumption``, mJ since driver load,
-   Volta and newer): read at every boundary, the energy is the difference. No thread,
-   method ``counter``.
+   Volta and newer), method ``counter``. Under a meter, a reader thread per board follows
+   the counter's updates (:mod:`~greenmeter.sensors.nvml_tracker`) and a boundary only
+   records its instant: the phase's energy is placed between two updates by instant
+   power (:mod:`~greenmeter.sensors.placement`), so no boundary waits on the driver.
+   :meth:`NvmlSensor.read` on its own still reads the counter directly.
 2. **Instant power field** (``NVML_FI_DEV_POWER_INSTANT``, checking the field's own
    return code): sampled every ``sample_interval_s`` by the meter's thread and at every
    boundary, integrated with the trapezoid rule, method ``sampled``.
