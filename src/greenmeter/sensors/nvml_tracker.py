@@ -65,8 +65,9 @@ ACTIVE_HOLD_S = 1.0
 IDLE_READ_PERIOD_S = 1.0
 #: Instant-power period while boundaries come (s).
 ACTIVE_POWER_PERIOD_S = 0.05
-#: Instant-power period while no boundary is pending (s).
-IDLE_POWER_PERIOD_S = 1.0
+#: Instant-power period while no boundary is pending (s): the same steady period, so
+#: the stretch before any boundary, however long the quiet before it, is sampled.
+IDLE_POWER_PERIOD_S = ACTIVE_POWER_PERIOD_S
 #: An instant-power call longer than this (s) was held up: its sample is dropped.
 _SLOW_POWER_CALL_S = 0.001
 
