@@ -9,7 +9,8 @@ Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machi
 
 * one *sampler* thread takes the instant power of every board in one wake-up (a cheap
   call): right after each boundary, every ``ACTIVE_POWER_PERIOD_S`` while boundaries
-  come, every ``IDLE_POWER_PERIOD_S`` otherwise;
+  come, every ``IDLE_POWER_PERIOD_S`` otherwise (the same steady period: the stretch
+  before a boundary that ends a long quiet phase is sampled like any other);
 * one *reader* thread per board reads its energy counter (a slow call: 2-6 ms on an
   H200), so a slow board never delays another. While boundaries are pending (a
   boundary in the last ``ACTIVE_HOLD_S``, or someone waiting for exact figures) a reader
@@ -65,8 +66,9 @@ ACTIVE_HOLD_S = 1.0
 IDLE_READ_PERIOD_S = 1.0
 #: Instant-power period while boundaries come (s).
 ACTIVE_POWER_PERIOD_S = 0.05
-#: Instant-power period while no boundary is pending (s).
-IDLE_POWER_PERIOD_S = 1.0
+#: Instant-power period while no boundary is pending (s): the same steady period, so the
+#: stretch before any boundary, however long the quiet before it, is sampled alike.
+IDLE_POWER_PERIOD_S = ACTIVE_POWER_PERIOD_S
 #: An instant-power call longer than this (s) was held up: its sample is dropped.
 _SLOW_POWER_CALL_S = 0.001
 

@@ -197,6 +197,7 @@ class Track:
             prev_s, self._last_read_s = self._last_old_s, s
             if last is not None and value_j == last:
                 self._last_old_s = s if start_s is None else start_s
+                self._held_past(self._last_old_s)
                 return False
             self._last_old_s = s if start_s is None else start_s
             hi = s if end_s is None else end_s
@@ -219,15 +220,44 @@ class Track:
 
     def _grid_k(self, lo: float, hi: float) -> int | None:
         """The index of the latest grid update in the bracket (``lo``, ``hi``]; None
-        while the grid is not located or when the bracket holds no grid instant."""
+        while the grid is not located or when the bracket holds no grid instant.
+
+        Taken at face value first (the latest grid instant at or before ``hi``); the
+        timestamps' tolerance only serves a bracket that holds no grid instant at face
+        value. A long bracket (reads a second apart) whose end lies just before a grid
+        instant so gets the update before it, never the one after: a wrong index there
+        would pull the grid a step's share away, and a later read that still sees the
+        value past the next instant moves it up (:meth:`_held_past`).
+        """
         if self._phi is None or not math.isfinite(lo):
             return None
         mid = 0.5 * (self._phi[0] + self._phi[1])
         tol = self._half_width() + _STAMP_S
-        k = math.floor((hi + tol - mid) / self.step_s)
-        if mid + k * self.step_s < lo - tol:
-            return None
-        return k
+        k = math.floor((hi - mid) / self.step_s)
+        if mid + k * self.step_s >= lo - tol:
+            return k
+        k += 1
+        if mid + k * self.step_s <= hi + tol:
+            return k
+        return None
+
+    def _held_past(self, s: float) -> None:
+        """The latest value was still read at ``s``: a grid instant certainly before
+        ``s`` cannot come after the latest update, whose index is raised to it (at most
+        to the grid instant its own bracket allows within the tolerance)."""
+        ups = self._updates
+        if self.continuous or self._phi is None or len(ups) < 2:
+            return
+        u = ups[-1]
+        if not math.isfinite(u.lo):
+            return
+        mid = 0.5 * (self._phi[0] + self._phi[1])
+        tol = self._half_width() + _STAMP_S
+        step = self.step_s
+        k = min(math.floor((s - tol - mid) / step), math.floor((u.hi + tol - mid) / step))
+        if k > u.k:
+            u.k = k
+            self._fit()
 
     def add_power(self, t: float, power_w: float, end_s: float | None = None) -> None:
         """An instant-power sample (W) taken at ``t`` (or within a call from ``t`` to
