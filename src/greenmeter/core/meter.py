@@ -15,7 +15,7 @@ during their span: attribution is by time, which is what a counter can tell.
 The meter knows nothing of files, signals, environment variables or carbon: the run
 owner (:mod:`greenmeter.run`) and :class:`greenmeter.EnergyMeter` add those.
 
-Size: about 600 lines, most of them the documented public API of one class (start and
+Size: about 700 lines, most of them the documented public API of one class (start and
 stop, the four ways to open a phase, hooks, listeners, observers, results). The work is
 in the sibling modules: :mod:`~greenmeter.core.counters` (reads),
 :mod:`~greenmeter.core.phases` (accounting), :mod:`~greenmeter.core.sampler`,
