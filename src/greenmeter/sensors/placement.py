@@ -54,6 +54,15 @@ _GRID_WINDOW = 48
 _STAMP_S = 0.0005
 #: Two samples closer than this share of the power spread seen pin the power between them.
 _FLAT_SHARE = 0.05
+#: A bracket narrower than this share of the step pins the grid (a read just before and
+#: one just after an update); the latest :data:`_TIGHT_KEPT` of them always take part in
+#: locating it, so that wide brackets alone (reads after each update, or a second
+#: apart) never leave it loosely located once it was pinned.
+_TIGHT_SHARE = 0.2
+_TIGHT_KEPT = 8
+#: A bracket longer than this many steps (reads a second apart) is indexed on the grid
+#: at the latest instant the grid allows (:meth:`Track._grid_k`).
+_LONG_STEPS = 1.5
 #: Updates a Track keeps at most (about 7 minutes at 100 ms); older ones are trimmed.
 _MAX_UPDATES = 4096
 
@@ -166,6 +175,9 @@ class Track:
         self._last_value: float | None = None
         self._phi: tuple[float, float] | None = None  # grid origin interval (k = 0)
         self._first_mid: tuple[int, float] | None = None
+        # the latest tight brackets (a read just before and one just after an update):
+        # kept to locate the grid after they leave the window or are trimmed
+        self._tight: list[_Update] = []
         self._models: dict[tuple[float, float], _StepModel] = {}
         self._pt: list[float] = []  # instant-power sample instants
         self._pw: list[float] = []  # and values (W)
@@ -222,22 +234,28 @@ class Track:
         """The index of the latest grid update in the bracket (``lo``, ``hi``]; None
         while the grid is not located or when the bracket holds no grid instant.
 
-        Taken at face value first (the latest grid instant at or before ``hi``); the
-        timestamps' tolerance only serves a bracket that holds no grid instant at face
-        value. A long bracket (reads a second apart) whose end lies just before a grid
-        instant so gets the update before it, never the one after: a wrong index there
-        would pull the grid a step's share away, and a later read that still sees the
-        value past the next instant moves it up (:meth:`_held_past`).
+        A bracket of about a step is taken at face value (the latest grid instant at or
+        before ``hi`` at the grid's middle). A long bracket (reads a second apart) gets
+        the latest grid instant *certainly* at or before ``hi`` (at the latest instant
+        the grid's uncertainty allows): where ``hi`` lies within that uncertainty after
+        a grid instant it gets the update before it, never the one after. An index one
+        too high shifts its bracket a whole step below the others and narrows the grid
+        onto a phase that excludes the true one; one too low leaves a long bracket
+        still holding the true phase, and a later read that still sees the value past
+        the next instant moves it up (:meth:`_held_past`). The timestamps' tolerance
+        only serves a bracket that holds no grid instant so taken.
         """
         if self._phi is None or not math.isfinite(lo):
             return None
         mid = 0.5 * (self._phi[0] + self._phi[1])
         tol = self._half_width() + _STAMP_S
-        k = math.floor((hi - mid) / self.step_s)
-        if mid + k * self.step_s >= lo - tol:
+        step = self.step_s
+        at = self._phi[1] if hi - lo > _LONG_STEPS * step else mid
+        k = math.floor((hi - at) / step)
+        if mid + k * step >= lo - tol:
             return k
         k += 1
-        if mid + k * self.step_s <= hi + tol:
+        if mid + k * step <= hi + tol:
             return k
         return None
 
@@ -282,6 +300,10 @@ class Track:
 
     def _append(self, u: _Update) -> None:
         self.changes += 1
+        if math.isfinite(u.lo) and u.hi - u.lo < _TIGHT_SHARE * self.step_s:
+            self._tight.append(u)
+            if len(self._tight) > _TIGHT_KEPT:
+                del self._tight[0]
         self._updates.append(u)
         self._times.append(u.hi)
         if len(self._updates) > _MAX_UPDATES:
@@ -302,7 +324,9 @@ class Track:
                 self.step_s = (mid - self._first_mid[1]) / (last.k - self._first_mid[0])
         step = self.step_s
         window = ups[-_GRID_WINDOW:]
-        shifted = [(u.lo - u.k * step, u.hi - u.k * step) for u in window if math.isfinite(u.lo)]
+        inside = {id(u) for u in window}
+        used = window + [u for u in self._tight if id(u) not in inside]
+        shifted = [(u.lo - u.k * step, u.hi - u.k * step) for u in used if math.isfinite(u.lo)]
         if shifted:
             # the grid origin agreed on by most brackets: one bracket whose read was held
             # up (so its instant is off) cannot pull the grid away from the others
