@@ -5,8 +5,8 @@ keyed by absolute path and checked against the file's size and modification time
 a row whose file still has that size and time is used as it is; any other file is read
 again. A row holds the :class:`~greenmeter.footprint.record.RunRecord` figures, one per
 column (or, for a file that is not a report, the problem found), and for a report that
-is one part of a larger run, a slim copy for merging. Runs merged from several files are kept too, keyed
-by run id and a fingerprint of their files.
+is one part of a larger run, a slim copy for merging. Runs merged from several files are
+kept too, keyed by run id and a fingerprint of their files.
 
 By default the database is ``footprint-index.sqlite3`` in greenmeter's cache directory
 (:func:`greenmeter.cache.cache_dir`). Several footprints may run at once: the database
