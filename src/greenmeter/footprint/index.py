@@ -330,6 +330,7 @@ class FootprintIndex:
         # string each, which the decoder maps to one shared object.
         fields[_TAGS + shift] = _text(record.tags)
         fields[_PART + shift] = _text(record.part)
+        fields[_SEGMENTS + shift] = _text(record.segments)
         fields[_GPU_MODELS + shift] = _text(record.gpu_hours_by_model)
         fields[_CARBON + shift] = self._carbon_id(db, record.carbon)
         for i in _STRINGS:
@@ -415,32 +416,16 @@ class _Decoder:
         )  # fmt: skip
 
     def __call__(self, path: str | None, blob: bytes) -> RunRecord | None:
-        """The record of ``path``, or with ``path`` None one stored with its path; None
-        when the bytes are not a stored record (the caller reads the file again)."""
-        shared = self._shared
+        """The record of ``path`` stored as one JSON array (merged runs), or with ``path``
+        None one stored with its path; None when the bytes are not a stored record."""
         try:
             f = json.loads(blob)
-            if not isinstance(f, list):
-                return None
-            if path is None:
-                path, f = f[0], f[1:]
-            if len(f) != _FIELDS:
-                return None
-            tags = shared.get((_TAGS, f[_TAGS]))
-            if tags is None:
-                tags = self._value(_TAGS, f[_TAGS])
-            part = shared.get((_PART, f[_PART]))
-            if part is None:
-                part = self._value(_PART, f[_PART])
-            models = shared.get((_GPU_MODELS, f[_GPU_MODELS]))
-            if models is None:
-                models = self._value(_GPU_MODELS, f[_GPU_MODELS])
-            carbon = self._carbon.get(f[_CARBON]) if f[_CARBON] is not None else None
-            f[_SEGMENTS] = tuple(tuple(seg) for seg in f[_SEGMENTS])  # JSON gave lists
-        except (ValueError, TypeError, IndexError, RecursionError):
+        except (ValueError, RecursionError):
             return None
-        return tuple.__new__(  # type: ignore[no-any-return]
-            RunRecord,
-            (path, *f[:_TAGS], tags, part, *f[_PART + 1 : _GPU_MODELS], models,
-             *f[_GPU_MODELS + 1 : _CARBON], carbon, *f[_CARBON + 1 :]),
-        )  # fmt: skip
+        if not isinstance(f, list):
+            return None
+        if path is None and f:
+            path, f = f[0], f[1:]
+        if not isinstance(path, str) or len(f) != _FIELDS:
+            return None
+        return self.row(path, f)
