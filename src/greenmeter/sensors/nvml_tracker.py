@@ -31,6 +31,10 @@ figures are held at its last counter update). A board down for a transient error
 probed every ``REPROBE_PERIOD_S``; when it answers again its counter resumes from the
 held figure, on a fresh record: the energy drawn while it was down is left out, never
 estimated. A lost board (``NVML_ERROR_GPU_IS_LOST``) or any other error stays down.
+
+Size: about 520 lines: the per-board counter readers and the shared instant-power
+sampler share one schedule (when a boundary is pending, when to read before an update),
+so they are kept together; the arithmetic on what they read is in ``placement``.
 """
 
 from __future__ import annotations

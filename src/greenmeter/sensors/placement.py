@@ -26,6 +26,10 @@ the update instants and of the power between samples can move, never more than t
 step's own energy.
 
 Thread-safe: one reader thread adds reads and samples while the meter resolves.
+
+Size: about 550 lines: locating the counter's update grid, indexing updates on it and
+placing boundaries between updates all work on one per-board track of reads and
+samples, and the error bound is computed from the same track.
 """
 
 from __future__ import annotations
