@@ -18,13 +18,11 @@ from greenmeter.live import (
     EpochTracker,
     LiveDisplay,
     LiveSample,
-    format_duration,
-    format_energy,
-    format_mass,
     format_status,
     is_epoch,
     project,
 )
+from greenmeter.render.numbers import format_duration, format_energy, format_mass
 from greenmeter.testing import PowerTrace
 from greenmeter.testing.sensors import TraceSensor
 

@@ -24,15 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from greenmeter.render.numbers import format_duration, format_energy, format_mass
+
 __all__ = [
     "EpochStats",
     "EpochTracker",
     "LiveDisplay",
     "LiveSample",
     "Projection",
-    "format_duration",
-    "format_energy",
-    "format_mass",
     "format_status",
     "is_epoch",
     "project",
@@ -178,29 +177,6 @@ def project(stats: EpochStats, total_epochs: int, now_mono: float) -> Projection
 
 
 # -- formatting ---------------------------------------------------------------------------
-
-
-def format_duration(seconds: float) -> str:
-    """``H:MM:SS`` (hours unbounded)."""
-    s = max(0, int(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def format_energy(energy_j: float) -> str:
-    """Joules below one watt-hour, else kWh with three significant digits."""
-    if energy_j < 3600.0:
-        return f"{energy_j:.0f} J" if energy_j >= 10 else f"{energy_j:.2g} J"
-    kwh = energy_j / 3.6e6
-    return f"{kwh:.3g} kWh" if kwh < 1000 else f"{kwh:,.0f} kWh"
-
-
-def format_mass(co2e_g: float) -> str:
-    """Grams of CO2e: ``12.3 g``, ``1.42 kg``, ``3.1 t``."""
-    if co2e_g < 1000:
-        return f"{co2e_g:.3g} g"
-    if co2e_g < 1e6:
-        return f"{co2e_g / 1000:.3g} kg"
-    return f"{co2e_g / 1e6:.3g} t"
 
 
 def short_name(component: Any) -> str:

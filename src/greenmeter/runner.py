@@ -492,8 +492,8 @@ def _survivors_line(pids: list[int]) -> str:
 
 
 def _summary(report: Any, output: Path, returncode: int, status: str) -> str:
-    from greenmeter.live import format_duration
     from greenmeter.render.closing import summary_line
+    from greenmeter.render.numbers import format_duration
 
     lead = (
         f"greenmeter: command {describe_end(returncode)} after "

@@ -62,7 +62,7 @@ def summary_line(
         with_status: Add ``run interrupted``/``run failed`` to the caveats when the run
             did not complete (the CLI says so in its lead instead).
     """
-    from greenmeter.live import format_energy, format_mass
+    from greenmeter.render.numbers import format_energy, format_mass
 
     totals = report.totals
     text = f"{lead} energy {format_energy(totals.it_energy_j)}"

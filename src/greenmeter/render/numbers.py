@@ -3,6 +3,9 @@
 Figures are shown with a fixed number of significant digits, trailing zeros dropped,
 thousands separated by commas; very small values use an exponent (``1.23e-05``) that
 LaTeX and HTML turn into a proper power of ten.
+
+The short figures of the closing line and of ``greenmeter run``'s live display
+(:func:`format_energy`, :func:`format_mass`, :func:`format_duration`) are here too.
 """
 
 from __future__ import annotations
@@ -10,7 +13,16 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["EXPONENT", "change_pct", "fmt_change", "fmt_pct", "sig"]
+__all__ = [
+    "EXPONENT",
+    "change_pct",
+    "fmt_change",
+    "fmt_pct",
+    "format_duration",
+    "format_energy",
+    "format_mass",
+    "sig",
+]
 
 #: Matches the exponent form :func:`sig` produces, e.g. ``"1.23e-05"``.
 EXPONENT = re.compile(r"^(-?[0-9.]+)e([+-]?)0*([0-9]+)$")
@@ -68,3 +80,26 @@ def fmt_pct(pct: float | None) -> str:
     if abs(pct) < 0.05:
         return "0.0%"
     return f"{pct:+.1f}%"
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` (hours unbounded)."""
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def format_energy(energy_j: float) -> str:
+    """Joules below one watt-hour, else kWh with three significant digits."""
+    if energy_j < 3600.0:
+        return f"{energy_j:.0f} J" if energy_j >= 10 else f"{energy_j:.2g} J"
+    kwh = energy_j / 3.6e6
+    return f"{kwh:.3g} kWh" if kwh < 1000 else f"{kwh:,.0f} kWh"
+
+
+def format_mass(co2e_g: float) -> str:
+    """Grams of CO2e: ``12.3 g``, ``1.42 kg``, ``3.1 t``."""
+    if co2e_g < 1000:
+        return f"{co2e_g:.3g} g"
+    if co2e_g < 1e6:
+        return f"{co2e_g / 1000:.3g} kg"
+    return f"{co2e_g / 1e6:.3g} t"
