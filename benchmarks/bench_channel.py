@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The phase channel: events per second forwarded without loss, and the child's cost.
 
-A parent process runs a :class:`~greenmeter.channel.ChannelServer` applying events to a
-started :class:`~greenmeter.EnergyMeter` (one emulated component), as ``greenmeter run``
-does. A child process sends ``--events`` phase events in a tight loop (enter/exit pairs
-of one phase through :class:`~greenmeter.channel.ChannelSender`, the listener a child
-meter attaches), timing its loop with ``time.perf_counter``. The parent then checks
+A parent process runs a :class:`~greenmeter.cli.run.receiver.ChannelServer` applying
+events to a started :class:`~greenmeter.EnergyMeter` (one emulated component), as
+``greenmeter run`` does. A child process sends ``--events`` phase events in a tight loop
+(enter/exit pairs of one phase through :class:`~greenmeter.channel.ChannelSender`, the
+listener a child meter attaches), timing its loop with ``time.perf_counter``. The parent then checks
 that every event arrived (``channel_events`` equals the events sent, nothing lost,
 nothing dropped) and reports:
 
@@ -66,7 +66,7 @@ CHILD = textwrap.dedent(
 def once(events: int) -> dict[str, float]:
     """One child sending ``events`` events to a fresh parent; returns the figures."""
     from greenmeter import EnergyMeter
-    from greenmeter.channel import ChannelServer
+    from greenmeter.cli.run.receiver import ChannelServer
     from greenmeter.testing import PowerTrace
     from greenmeter.testing.sensors import TraceSensor
 

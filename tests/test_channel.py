@@ -21,13 +21,12 @@ from greenmeter.channel import (
     MAX_EVENT_BYTES,
     ChannelEvent,
     ChannelSender,
-    ChannelServer,
     EventError,
-    PhaseApplier,
     attach_from_env,
     encode_event,
     parse_event,
 )
+from greenmeter.cli.run.receiver import ChannelServer, PhaseApplier
 from greenmeter.testing import PowerTrace
 from greenmeter.testing.sensors import TraceSensor
 
@@ -233,6 +232,38 @@ def test_attach_from_env_only_with_an_absolute_socket_path(tmp_path):
     assert sender in meter.core._listeners
 
 
+def test_a_child_meter_never_imports_the_command_line(tmp_path):
+    code = textwrap.dedent(
+        """
+        import sys
+        from greenmeter import EnergyMeter
+        from greenmeter.testing import PowerTrace
+        from greenmeter.testing.sensors import TraceSensor
+        trace = TraceSensor({"t:cpu": PowerTrace.constant(50.0)})
+        meter = EnergyMeter([trace], report_path=sys.argv[1]).start()
+        with meter.phase("train"):
+            pass
+        meter.stop()
+        loaded = [m for m in sys.modules if m.startswith(("greenmeter.channel", "greenmeter.cli"))]
+        print(" ".join(sorted(loaded)))
+        """
+    )
+    env = {**os.environ, ENV_VAR: str(tmp_path / "sock")}  # a parent that is not there
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert (tmp_path / "r.json").exists() and "energy" in out.stderr  # the closing line
+    assert out.stdout.split() == [
+        "greenmeter.channel",
+        "greenmeter.channel.sender",
+        "greenmeter.channel.wire",
+    ]
+
+
 def test_server_socket_lives_in_a_private_directory():
     with ChannelServer() as server:
         directory = Path(server.path).parent
@@ -354,8 +385,8 @@ def test_phases_of_a_process_that_died_are_closed_by_the_liveness_check(tmp_path
 
 
 def test_the_parent_bounds_what_children_can_make_it_hold(monkeypatch):
-    monkeypatch.setattr("greenmeter.channel.receiver.MAX_PHASE_PATHS", 5)
-    monkeypatch.setattr("greenmeter.channel.receiver.MAX_OPEN_PER_PATH", 3)
+    monkeypatch.setattr("greenmeter.cli.run.receiver.MAX_PHASE_PATHS", 5)
+    monkeypatch.setattr("greenmeter.cli.run.receiver.MAX_OPEN_PER_PATH", 3)
     meter = EnergyMeter([TraceSensor({"t:cpu": _trace()})]).start()
     applier = PhaseApplier(meter)
     t = time.monotonic()

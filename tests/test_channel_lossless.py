@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from greenmeter.runner import TESTING_TRACES_ENV
+from greenmeter.cli.run.runner import TESTING_TRACES_ENV
 
 CALLS = 50_000  # an enter and an exit each: 10^5 events
 

@@ -17,7 +17,7 @@ import pytest
 
 from greenmeter import __version__
 from greenmeter.cli import main
-from greenmeter.runner import TESTING_TRACES_ENV
+from greenmeter.cli.run.runner import TESTING_TRACES_ENV
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from greenmeter import EnergyMeter
-from greenmeter.live import (
+from greenmeter.cli.run.live import (
     EpochTracker,
     LiveDisplay,
     LiveSample,
@@ -175,7 +175,7 @@ def test_terminal_mode_reserves_the_bottom_row_and_gives_it_back():
 def test_run_on_a_terminal_draws_the_status_and_restores_the_terminal(tmp_path, monkeypatch):
     import json
 
-    from greenmeter.runner import TESTING_TRACES_ENV
+    from greenmeter.cli.run.runner import TESTING_TRACES_ENV
 
     spec = {"t:cpu": {"steps": [[1.0, 60.0]], "t0": time.monotonic()}}
     (tmp_path / "traces.json").write_text(json.dumps(spec))

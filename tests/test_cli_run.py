@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from greenmeter.child_signals import Forwarder
 from greenmeter.cli import main
-from greenmeter.runner import TESTING_TRACES_ENV
+from greenmeter.cli.run.child_signals import Forwarder
+from greenmeter.cli.run.runner import TESTING_TRACES_ENV
 from greenmeter.testing import PowerTrace
 
 PY = (sys.executable, "-c")
@@ -226,7 +226,7 @@ def test_child_killed_by_forwarded_sigterm_gives_143_and_closed_phases(tmp_path,
 
 def test_terminal_sigint_is_not_sent_twice(tmp_path, monkeypatch):
     """A Ctrl-C already reached the child through the terminal: forward only a second one."""
-    monkeypatch.setattr("greenmeter.child_signals.tty_sent_to_group", lambda: True)
+    monkeypatch.setattr("greenmeter.cli.run.child_signals.tty_sent_to_group", lambda: True)
     ready = tmp_path / "ready"
     code_text = (
         f"import time\nopen({str(ready)!r}, 'w').close()\n"

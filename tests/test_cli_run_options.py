@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from greenmeter.cli import main
-from greenmeter.runner import TESTING_TRACES_ENV
+from greenmeter.cli.run.runner import TESTING_TRACES_ENV
 
 GM = [sys.executable, "-m", "greenmeter", "run"]
 

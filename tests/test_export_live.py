@@ -22,10 +22,10 @@ import pytest
 from greenmeter import EnergyMeter
 from greenmeter.carbon.settings import env_name_problems
 from greenmeter.cli import main
+from greenmeter.cli.run.runner import TESTING_TRACES_ENV
 from greenmeter.export import EXPORT_ENV, ExportWarning
 from greenmeter.export.live import resolve_export
 from greenmeter.export.prometheus import PrometheusExporter
-from greenmeter.runner import TESTING_TRACES_ENV
 from greenmeter.testing import PowerTrace
 from greenmeter.testing.sensors import TraceSensor
 

@@ -139,7 +139,7 @@ def test_process_scope_leaves_out_a_busy_neighbour(tmp_path, monkeypatch):
 
 
 def test_greenmeter_run_passes_the_scope_through(tmp_path, monkeypatch):
-    from greenmeter.runner import TESTING_TRACES_ENV, RunOptions, run
+    from greenmeter.cli.run.runner import TESTING_TRACES_ENV, RunOptions, run
 
     monkeypatch.delenv(TESTING_TRACES_ENV, raising=False)
     monkeypatch.chdir(tmp_path)

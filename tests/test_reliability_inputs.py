@@ -446,7 +446,7 @@ TRACE_FILES = [
 def test_malformed_trace_files_are_rejected_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str, text: str
 ) -> None:
-    from greenmeter import runner
+    from greenmeter.cli.run import runner
 
     path = tmp_path / "traces.json"
     path.write_text(text)

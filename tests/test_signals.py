@@ -152,7 +152,7 @@ def _child(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], Path]:
 
 
 def _shell_status(returncode: int) -> int:
-    from greenmeter.runner import exit_code_of
+    from greenmeter.cli.run.runner import exit_code_of
 
     return exit_code_of(returncode)
 

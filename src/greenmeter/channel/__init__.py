@@ -12,10 +12,11 @@ counters. The parent sets this up:
   which adds a :class:`ChannelSender` as a phase listener. The sender turns every phase
   entry, exit and item count into one compact JSON datagram. It never raises into the
   measured program;
-* the parent's :class:`ChannelServer` receives the datagrams on a thread, validates
-  them strictly (size, schema, types; plain JSON, never eval or pickle; junk is dropped
-  and counted by reason) and opens and closes the same phase paths on the parent's
-  meter (:class:`PhaseApplier`).
+* the parent's :class:`~greenmeter.cli.run.receiver.ChannelServer` receives the
+  datagrams on a thread, validates them strictly (size, schema, types; plain JSON,
+  never eval or pickle; junk is dropped and counted by reason) and opens and closes the
+  same phase paths on the parent's meter
+  (:class:`~greenmeter.cli.run.receiver.PhaseApplier`).
 
 Phase paths. The child's paths are kept as they are, at the top level of the parent's
 report: a Lightning run under ``greenmeter run`` has the same ``fit/train`` phases as
@@ -58,9 +59,9 @@ Wire format (version 1), one JSON object per datagram, at most
     {"v":1,"e":"items","pid":12,"m":"a1b2","n":2,"p":["fit","train"],"samples":32,
      "tokens":null,"steps":1}
 
-Modules: :mod:`~greenmeter.channel.wire` (the format and its strict parsing),
-:mod:`~greenmeter.channel.sender` (the child's end), :mod:`~greenmeter.channel.receiver`
-(the parent's end).
+Modules: :mod:`~greenmeter.channel.wire` (the format and its strict parsing) and
+:mod:`~greenmeter.channel.sender` (the child's end) are all a measured child imports;
+the parent's end, :mod:`greenmeter.cli.run.receiver`, belongs to ``greenmeter run``.
 
 ``m`` tells apart meters of one process, ``n`` is a per-meter sequence number (gaps are
 counted as lost events), ``t`` is the ``time.monotonic()`` instant in the child.
@@ -68,7 +69,6 @@ counted as lost events), ``t`` is the ``time.monotonic()`` instant in the child.
 
 from __future__ import annotations
 
-from greenmeter.channel.receiver import ChannelServer, PhaseApplier, PhaseObserver
 from greenmeter.channel.sender import STALL_TIMEOUT_S, ChannelSender, attach_from_env
 from greenmeter.channel.wire import (
     ENV_VAR,
@@ -87,10 +87,7 @@ __all__ = [
     "STALL_TIMEOUT_S",
     "ChannelEvent",
     "ChannelSender",
-    "ChannelServer",
     "EventError",
-    "PhaseApplier",
-    "PhaseObserver",
     "attach_from_env",
     "encode_event",
     "parse_event",

@@ -16,7 +16,7 @@ Exit codes: 0 success; 1 ``validate`` found invalid files; 2 a usage error (bad 
 bad file, missing piece, an output that cannot be written, standard output included),
 printed as one line naming the problem and the fix, with a did-you-mean for a mistyped
 option, subcommand or format. ``run`` exits with the command's own code (see
-:mod:`greenmeter.runner`).
+:mod:`greenmeter.cli.run.runner`).
 
 Importing this module is cheap: each subcommand imports what it needs when it runs.
 """

@@ -1,9 +1,9 @@
 """One function per subcommand: turn parsed arguments into a call and an exit code.
 
-The work itself lives elsewhere: :mod:`greenmeter.runner` (run), :mod:`greenmeter.report`
-(merge, validate, schema), :mod:`greenmeter.render` (report, compare, plots),
-:mod:`greenmeter.cli.footprint` (footprint),
-:mod:`greenmeter.demo` and :mod:`greenmeter.cli.doctor`.
+The work itself lives elsewhere: :mod:`greenmeter.cli.run` (run),
+:mod:`greenmeter.report` (merge, validate, schema), :mod:`greenmeter.render` (report,
+compare, plots), :mod:`greenmeter.cli.footprint` (footprint), :mod:`greenmeter.demo` and
+:mod:`greenmeter.cli.doctor`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _rederived(reports: list[Any], args: argparse.Namespace) -> list[Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``greenmeter run``."""
-    from greenmeter.runner import RunError, RunOptions, run
+    from greenmeter.cli.run.runner import RunError, RunOptions, run
 
     command = list(args.command)
     if command and command[0] == "--":

@@ -1,5 +1,6 @@
-"""The parent's end of the phase channel: a private socket, its reader thread, and the
-applier that turns child events into phases of the parent's meter.
+"""The parent's end of the phase channel (:mod:`greenmeter.channel`): a private socket,
+its reader thread, and the applier that turns child events into phases of the parent's
+meter.
 
 Security: the socket lives in a fresh directory of mode 0700 (only the same user can
 reach it); where the kernel passes credentials (``SO_PASSCRED``) datagrams from other

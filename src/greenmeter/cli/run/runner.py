@@ -1,8 +1,9 @@
 """``greenmeter run``: run a command under measurement and write one report.
 
 The runner starts a meter on the host's sensors, starts the command with a phase
-channel in its environment (:mod:`greenmeter.channel`), shows a live display
-(:mod:`greenmeter.live`), waits, and writes the report, whatever way the command ends.
+channel in its environment (:mod:`greenmeter.channel`; the parent's end is
+:mod:`~greenmeter.cli.run.receiver`), shows a live display (:mod:`~greenmeter.cli.run.live`),
+waits, and writes the report, whatever way the command ends.
 
 Exit codes follow the shell's conventions:
 
@@ -25,8 +26,8 @@ Testing hook: when ``GREENMETER_TESTING_TRACES`` names a JSON file
 (:class:`greenmeter.testing.sensors.TraceSensor`) instead of discovering hardware, so the
 whole command line can be tested against exact energies.
 
-Signal forwarding and exit codes live in :mod:`greenmeter.child_signals`; this module
-is the one flow from options to exit code (start, waiting, the final report, the
+Signal forwarding and exit codes live in :mod:`~greenmeter.cli.run.child_signals`; this
+module is the one flow from options to exit code (start, waiting, the final report, the
 summary), about 500 lines, that reads best in one place.
 """
 
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from greenmeter.child_signals import (
+from greenmeter.cli.run.child_signals import (
     INTERRUPTING_SIGNALS,
     Forwarder,
     describe_end,
@@ -365,9 +366,9 @@ def _measure(
     ``stats`` holds the channel's counters and ``surviving_pids``: the command's
     descendants still alive when it exited (None where they cannot be found).
     """
-    from greenmeter.channel import ChannelServer
-    from greenmeter.live import EpochTracker, LiveDisplay
-    from greenmeter.survivors import SurvivorWatch
+    from greenmeter.cli.run.live import EpochTracker, LiveDisplay
+    from greenmeter.cli.run.receiver import ChannelServer
+    from greenmeter.cli.run.survivors import SurvivorWatch
 
     watch = SurvivorWatch()
 

@@ -76,7 +76,7 @@ class EpochStats:
 class EpochTracker:
     """Follows epoch phases from the channel and measures each epoch's energy.
 
-    A :class:`greenmeter.channel.PhaseObserver`. Energy per epoch is the difference of
+    A :class:`~greenmeter.cli.run.receiver.PhaseObserver`. Energy per epoch is the difference of
     ``energy_fn()`` (the run's total energy, joules) between the epoch's entry and exit.
     With several processes (DDP ranks) the epochs of the first process that reported
     one are used: every rank runs the same epochs at the same time, and the energy read
