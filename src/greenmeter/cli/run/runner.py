@@ -450,7 +450,9 @@ def _finish(
         )
     survivors = stats.pop("surviving_pids", None)
     if survivors:
-        line = _survivors_line(survivors)
+        from greenmeter.cli.run.survivors import describe_survivors
+
+        line = describe_survivors(survivors)
         _note(meter, "command.processes_survived", line)
         if not options.quiet:
             err.write(f"greenmeter: {line}\n")
@@ -481,15 +483,6 @@ def _finish(
         err.write(_summary(report, options.output, returncode, status) + "\n")
         err.flush()
     return code
-
-
-def _survivors_line(pids: list[int]) -> str:
-    """One line naming the processes the command left running."""
-    shown = ", ".join(str(p) for p in pids[:10]) + (", ..." if len(pids) > 10 else "")
-    return (
-        f"the command exited but {len(pids)} process(es) it started are still running "
-        f"(pid {shown}); their energy after the command's exit is not in the report"
-    )
 
 
 def _summary(report: Any, output: Path, returncode: int, status: str) -> str:

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["SurvivorWatch", "children_of"]
+__all__ = ["SurvivorWatch", "children_of", "describe_survivors"]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
@@ -111,3 +111,12 @@ class SurvivorWatch:
             self._prctl(_PR_SET_CHILD_SUBREAPER, self._previous or 0, 0, 0, 0)
         except (OSError, ValueError, TypeError):
             pass
+
+
+def describe_survivors(pids: list[int]) -> str:
+    """One line naming the processes the command left running."""
+    shown = ", ".join(str(p) for p in pids[:10]) + (", ..." if len(pids) > 10 else "")
+    return (
+        f"the command exited but {len(pids)} process(es) it started are still running "
+        f"(pid {shown}); their energy after the command's exit is not in the report"
+    )
