@@ -21,6 +21,7 @@ import sys
 import time
 
 N_GPUS = 8
+IDLE_W = 60.0
 STEP_S = 0.1
 LATENCY_S = 0.0025
 PHASES = [(1.0, 300.0), (0.05, 150.0), (1.0, 220.0), (0.05, 450.0), (1.0, 120.0)] * 3
@@ -157,6 +158,25 @@ def zeus_side(fake, t0: float) -> dict | None:  # type: ignore[no-untyped-def]
     return {"pair_median_ms": data["pair"], "errs": errs}
 
 
+def wakeup_floor_pct(per_s: float = 10.0, seconds: float = 2.0) -> float:
+    """CPU (% of a core) of a thread that only wakes ``per_s`` times a second: the
+    machine's cost of a wake-up, for scale."""
+    import threading
+
+    out: list[float] = []
+
+    def run() -> None:
+        c0, n = time.thread_time(), int(per_s * seconds)
+        for _ in range(n):
+            time.sleep(1.0 / per_s)
+        out.append(100 * (time.thread_time() - c0) / seconds)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return out[0]
+
+
 def _summary(errs):  # type: ignore[no-untyped-def]
     long_e = [abs(x) for d, x in errs if d >= 0.5]
     short_e = [abs(x) for d, x in errs if d < 0.5]
@@ -174,7 +194,8 @@ def main() -> None:
 
     t_start = time.monotonic()
     trace_t0 = t_start + 9.5
-    trace = PowerTrace(PHASES, t0=trace_t0, repeat=False)
+    # the boards idle at 60 W until the phases begin (a board's counter always moves)
+    trace = PowerTrace([(9.5, IDLE_W), *PHASES], t0=t_start, repeat=False)
     fake = FakeNvml(
         [FakeGpu(trace, counter_step_s=STEP_S, call_latency_s=LATENCY_S) for _ in range(N_GPUS)]
     ).install()
@@ -206,6 +227,10 @@ def main() -> None:
     print(f"greenmeter: run totals vs truth, max |error| {100 * max(map(abs, gm['totals'])):.4f} %")
     print(
         f"greenmeter: background CPU with {N_GPUS} GPUs, idle: {gm['idle_cpu_pct']:.2f} % of a core"
+    )
+    print(
+        f"for scale: a thread waking 10 times a second to do nothing: "
+        f"{wakeup_floor_pct():.3f} % of a core on this machine"
     )
     if zs is None:
         print("Zeus: not installed under", PEERS_PYTHON, "- greenmeter figures alone")

@@ -128,3 +128,27 @@ def test_errors_inside_the_bound_still_degrade_the_sensor():
 def test_bound_must_be_positive():
     with pytest.raises(ValueError, match="timeout_s"):
         BoundedSensor(TraceSensor({"trace:x": PowerTrace.constant(1.0)}), timeout_s=0)
+
+
+def test_a_sensor_that_stops_blocking_is_read_on_the_callers_thread():
+    # a sensor whose reads answer from memory (an NVML sensor whose boards are read by
+    # their own threads) turns ``may_block`` off: no hand-over to the worker then
+    trace = PowerTrace.constant(100.0)
+    threads: list[str] = []
+
+    class Recording(TraceSensor):
+        def read(self, now: float) -> dict[str, float]:
+            threads.append(threading.current_thread().name)
+            return super().read(now)
+
+    inner = Recording({"trace:gpu": trace}, may_block=True)
+    sensor = BoundedSensor(inner, timeout_s=1.0)
+    try:
+        sensor.read(time.monotonic())
+        inner.may_block = False
+        values, fresh = sensor.read_fresh(time.monotonic())
+        assert fresh and values["trace:gpu"] > 0
+        here = threading.current_thread().name
+        assert threads[0] != here and threads[1] == here
+    finally:
+        sensor.close()

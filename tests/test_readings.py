@@ -141,3 +141,25 @@ def test_timed_keeps_the_longest_call() -> None:
         timed(costs, "g", lambda: 1 / 0)
     assert "g" in costs
     assert list(itertools.islice(costs, 2)) == ["f", "g"]
+
+
+def test_update_step_probe_gives_no_step_it_cannot_see_precisely() -> None:
+    # a 100 ms counter read every 30 ms (many slow boards read in turn): two changes
+    # seen, each known within 30 ms, say nothing useful about the step
+    start = time.monotonic()
+
+    def stepped() -> int:
+        return int((time.monotonic() - start) / 0.1)
+
+    def slow_stepped() -> int:
+        time.sleep(0.03)
+        return stepped()
+
+    rough = measure_update_steps(
+        {"a": slow_stepped}, {"a": 0}, budget_s=0.25, changes=4, max_relative_error=0.02
+    )
+    assert rough["a"] is None
+    fine = measure_update_steps(
+        {"a": stepped}, {"a": stepped()}, budget_s=0.35, changes=4, max_relative_error=0.02
+    )
+    assert fine["a"] == pytest.approx(0.1, abs=0.002)

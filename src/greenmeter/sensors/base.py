@@ -180,6 +180,9 @@ class Sensor(ABC):
     poll_interval_s: float | None = None
     #: True when a call can block for long (a driver lock, a hung device): the meter then
     #: runs it behind a time bound (:class:`greenmeter.sensors.bounded.BoundedSensor`).
+    #: Read at every call: a sensor whose calls stop touching the driver (they answer
+    #: from a record kept by threads of its own) may turn it off, and the bound then
+    #: calls it on the caller's thread, without a hand-over.
     may_block: bool = False
 
     def __init__(self) -> None:

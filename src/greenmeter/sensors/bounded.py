@@ -146,6 +146,12 @@ class BoundedSensor(Sensor):
                 return False, None
             if self._hung():
                 return False, None  # answer at once with the last values
+            if not self.inner.may_block and self._running is None and self._queued is None:
+                # answers from memory: no hand-over to the worker (two thread wake-ups)
+                result = fn(now)
+                if is_read and isinstance(result, dict):
+                    self._last.update(result)
+                return True, result
             # another caller's call may be queued or running: wait for it, within the bound
             deadline = time.monotonic() + self.timeout_s
             while self._running is not None or self._queued is not None:

@@ -56,12 +56,8 @@ from greenmeter.sensors.base import (
 from greenmeter.sensors.nvml_devices import Board as _Board
 from greenmeter.sensors.nvml_devices import Resolver as _Resolver
 from greenmeter.sensors.nvml_devices import parse_visible_devices, select_boards, text
-from greenmeter.sensors.nvml_errors import (
-    error_info,
-    field_value,
-    instant_power_field,
-    succeeded,
-)
+from greenmeter.sensors.nvml_errors import error_info
+from greenmeter.sensors.nvml_power import InstantPower
 from greenmeter.sensors.nvml_tracker import CONTINUOUS_BELOW_S, BoardSpec, GpuTracker
 from greenmeter.sensors.readings import measure_update_steps, slow_calls
 from greenmeter.sensors.readings import timed as _timed
@@ -96,6 +92,10 @@ _ARCHITECTURES = {
 # Start-up probe of the energy counter's update step: time budget and wanted changes.
 _STEP_PROBE_BUDGET_S = 0.12
 _STEP_PROBE_CHANGES = 4
+#: A step measured less precisely than this share is not used: the counter trackers
+#: place boundaries by it, so they take 100 ms (H100/H200) and refine it from the updates
+#: they see. Eight boards read in turn, 2.5 ms a call, see a 100 ms counter too coarsely.
+_STEP_PROBE_MAX_ERROR = 0.02
 _MIN_RESOLUTION_S = 0.01
 _DEFAULT_COUNTER_RESOLUTION_S = 0.1
 _SLOW_CALL_S = 0.010  # an H200 takes ~2-6 ms per energy read: normal, not worth a warning
@@ -124,6 +124,7 @@ class _Device:
     last_p_w: float = 0.0
     energy_j: float = 0.0
     dead: bool = False
+    instant: InstantPower | None = None
 
     def cumulative_j(self) -> float:
         if self.source == SOURCE_COUNTER:
@@ -143,7 +144,6 @@ class NvmlSensor(Sensor):
     """
 
     name = "nvml"
-    may_block = True  # NVML takes a driver lock; a lost GPU can stall a call
 
     def __init__(
         self,
@@ -212,10 +212,9 @@ class NvmlSensor(Sensor):
     def _power_w(self, d: _Device) -> float:
         nv = self._nvml
         if d.source == SOURCE_INSTANT:
-            v = nv.nvmlDeviceGetFieldValues(d.board.handle, [instant_power_field(nv)])[0]
-            if not succeeded(nv, v.nvmlReturn):
-                raise nv.NVMLError(v.nvmlReturn)
-            return _field_value(v) / 1000.0
+            if d.instant is None:
+                d.instant = InstantPower(nv, d.board.handle)
+            return d.instant.read_w()
         return nv.nvmlDeviceGetPowerUsage(d.board.handle) / 1000.0
 
     def _sample(self, d: _Device, now: float) -> None:
@@ -267,6 +266,12 @@ class NvmlSensor(Sensor):
             component_id,
             at_s,
         )
+
+    @property
+    def may_block(self) -> bool:  # type: ignore[override]
+        """NVML takes a driver lock and a lost GPU can stall a call; False once every
+        board answers from its tracker's record (a meter's reads: no NVML call)."""
+        return self.tracker is None or self.wait_exact or bool(self._sampled) or self._closed
 
     def read(self, now: float) -> dict[str, float]:
         """Cumulative joules per board since start-up.
@@ -320,13 +325,10 @@ class NvmlSensor(Sensor):
 def _instant_ok(nv: Any, handle: Any) -> bool:
     """The instant power field answers on this board."""
     try:
-        v = nv.nvmlDeviceGetFieldValues(handle, [instant_power_field(nv)])[0]
+        InstantPower(nv, handle).read_w()
     except Exception:
         return False
-    return succeeded(nv, v.nvmlReturn)
-
-
-_field_value = field_value
+    return True
 
 
 # -- probe -------------------------------------------------------------------------------
@@ -387,6 +389,7 @@ def _measure_counter_steps(nv: Any, devices: list[_Device]) -> dict[str, float |
         {d.component_id: d.last_mj for d in devices},
         budget_s=_STEP_PROBE_BUDGET_S,
         changes=_STEP_PROBE_CHANGES,
+        max_relative_error=_STEP_PROBE_MAX_ERROR,
     )
 
 
@@ -457,18 +460,10 @@ def _setup_board(
     except nv.NVMLError as exc:
         errors.append(f"energy counter: {exc}")
     if device is None:
+        instant = InstantPower(nv, h)
         try:
-            v = _timed(
-                costs,
-                "nvmlDeviceGetFieldValues",
-                nv.nvmlDeviceGetFieldValues,
-                h,
-                [instant_power_field(nv)],
-            )[0]
-            if succeeded(nv, v.nvmlReturn):
-                device = _Device(b, cid, SOURCE_INSTANT)
-            else:
-                errors.append(f"instant power field: {nv.NVMLError(v.nvmlReturn)}")
+            _timed(costs, "nvmlDeviceGetFieldValues", instant.read_w)
+            device = _Device(b, cid, SOURCE_INSTANT, instant=instant)
         except nv.NVMLError as exc:
             errors.append(f"instant power field: {exc}")
     if device is None:

@@ -21,8 +21,10 @@ Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machi
   wraps. The first boundary after a quiet stretch wakes the readers, which read at once
   when the next update is far enough off, so the value before the boundary is caught.
 
-A read's value is taken as of the middle of the call; a call that took much longer
-than usual (the thread was held up) only proves what its ends prove.
+A read's value is taken as of the middle of the call, within half of what the call
+took beyond the fastest call seen: the driver takes the value at a fixed point of its
+own work, and a thread held up before or after that work (a busy machine, the
+interpreter's lock) moves the middle by at most that much.
 
 Faults (:mod:`greenmeter.sensors.nvml_errors`): a read failing with a transient error
 (timeout, GPU in use, unknown) is retried after 10, 50 and 250 ms on the reader's
@@ -47,19 +49,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenmeter.sensors import nvml_errors
-from greenmeter.sensors.nvml_errors import (
-    call_with_retry,
-    field_value,
-    instant_power_field,
-    is_transient,
-    succeeded,
-)
+from greenmeter.sensors.nvml_errors import call_with_retry, is_transient
+from greenmeter.sensors.nvml_power import InstantPower
 from greenmeter.sensors.placement import Figure, Track
 
 __all__ = ["BoardSpec", "GpuTracker"]
 
 #: Pre-reads (just before an expected update) once every this many updates.
 _PRE_READ_EVERY = 4
+#: The grid counts as located once update instants are known within this (s, half-width);
+#: until then every update gets a pre-read.
+_LOCATED_HW_S = 0.001
 #: Read period of a counter that changes continuously (s).
 CONTINUOUS_PERIOD_S = 0.025
 #: A counter whose measured step is below this is continuous (s).
@@ -67,13 +67,18 @@ CONTINUOUS_BELOW_S = 0.005
 #: Boundaries keep the readers following every counter update for this long (s).
 ACTIVE_HOLD_S = 1.0
 #: Counter read period of a board while no boundary is pending (s).
-IDLE_READ_PERIOD_S = 1.0
+IDLE_READ_PERIOD_S = 2.0
 #: Instant-power period while boundaries come (s).
 ACTIVE_POWER_PERIOD_S = 0.05
 #: Instant-power period while no boundary is pending (s): the same steady period, so the
 #: stretch before any boundary, however long the quiet before it, is sampled alike.
-IDLE_POWER_PERIOD_S = ACTIVE_POWER_PERIOD_S
-#: An instant-power call longer than this (s) was held up: its sample is dropped.
+IDLE_POWER_PERIOD_S = 0.1
+#: Uncertainty of the instants taken around a counter read (s): the interpreter's own
+#: work between the clock reading and the driver call, on either side.
+_READ_STAMP_S = 0.00005
+#: An instant-power call longer than this (s) was held up (its instant is uncertain): it is
+#: made again at once, and the second sample is kept whatever it took, since a phase
+#: whose only sample is dropped would be modelled from its neighbours' power.
 _SLOW_POWER_CALL_S = 0.001
 
 
@@ -94,13 +99,6 @@ class BoardSpec:
     base_mj: int
     step_s: float | None
     has_instant: bool
-
-
-def _power_w(nv: Any, handle: Any) -> float | None:
-    v = nv.nvmlDeviceGetFieldValues(handle, [instant_power_field(nv)])[0]
-    if not succeeded(nv, v.nvmlReturn):
-        return None
-    return field_value(v, nv) / 1000.0
 
 
 #: ``on_fail(component_id, exc, what, at_s, transient)``: a board went down at ``at_s``.
@@ -141,6 +139,8 @@ class _Reader:
         self.gone = False
         self._last_j = 0.0
         self.latency_s = 0.0
+        #: The fastest counter read seen (s).
+        self.min_latency_s = math.inf
         self.calls = 0
         self._last_mj = spec.base_mj
         self._offset_j = 0.0
@@ -149,6 +149,7 @@ class _Reader:
         #: Set to make the reader recompute its next read now (a boundary after a quiet
         #: stretch, someone waiting, or stop).
         self.kick = threading.Event()
+        self.power = InstantPower(nv, spec.handle) if spec.has_instant else None
         self.thread = threading.Thread(
             target=self._run, name=f"greenmeter-nvml-{spec.component_id[-8:]}", daemon=True
         )
@@ -209,12 +210,14 @@ class _Reader:
         held_up = self.calls > 3 and lat > 1.5 * self.latency_s + 0.0005
         if not held_up:
             self.latency_s = lat if self.calls == 1 else 0.9 * self.latency_s + 0.1 * lat
+        self.min_latency_s = min(self.min_latency_s, lat)
         mid = 0.5 * (t_a + t_b)
         self._last_j = value = self.energy_j(mj)
-        if held_up:  # the value's instant is only known to lie within the call
-            self.track.add_read(mid, value, t_a, t_b)
-        else:
-            self.track.add_read(mid, value)
+        # the value is taken at a fixed point of the driver's own work, which lasts at
+        # least the fastest call seen: the rest of this call's time (held up before or
+        # after the driver's work) may lie on either side of that point
+        slack = 0.5 * (lat - self.min_latency_s) + _READ_STAMP_S
+        self.track.add_read(mid, value, mid - slack, mid + slack)
         with self._seen:
             self._seen.notify_all()
         return True
@@ -297,7 +300,10 @@ class _Reader:
         elif u != state.get("u"):
             state["u"] = u
             state["n"] = state.get("n", 0.0) + 1
-            state["pre"] = 1.0 if state["n"] % _PRE_READ_EVERY == 0 else 0.0
+            # a pre-read every update while the grid is loosely located: each pair of
+            # reads halves the interval the update instants are known within
+            locating = hw > _LOCATED_HW_S
+            state["pre"] = 1.0 if locating or state["n"] % _PRE_READ_EVERY == 0 else 0.0
         if state.get("pre"):
             state["pre"] = 0.0
             state["post"] = 0.0
@@ -430,18 +436,20 @@ class GpuTracker:
             r.kick.set()
 
     def _sample_all(self) -> None:
-        nv = self._nv
         for r in self._readers.values():
-            if r.dead or not r.spec.has_instant:
+            power = r.power
+            if power is None or r.dead:
                 continue
-            t_a = time.monotonic()
-            try:
-                p = _power_w(nv, r.spec.handle)
-            except Exception:
-                continue
-            t_b = time.monotonic()
-            if p is not None and t_b - t_a <= _SLOW_POWER_CALL_S:
-                r.track.add_power(t_a, p, t_b)
+            for again in (False, True):
+                t_a = time.monotonic()
+                try:
+                    p = power.read_w()
+                except Exception:
+                    break
+                t_b = time.monotonic()
+                if again or t_b - t_a <= _SLOW_POWER_CALL_S:
+                    r.track.add_power(t_a, p, t_b)
+                    break
 
     def _sample_power(self) -> None:
         """The sampler thread: instant power of every board after each boundary and

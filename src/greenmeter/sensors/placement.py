@@ -183,6 +183,9 @@ class Track:
         # kept to locate the grid after they leave the window or are trimmed
         self._tight: list[_Update] = []
         self._models: dict[tuple[float, float], _StepModel] = {}
+        # (latest update, boundaries), sample instant, integral up to it: see
+        # :meth:`_provisional_j`
+        self._prov: tuple[tuple[float, int, float], float, float] | None = None
         self._pt: list[float] = []  # instant-power sample instants
         self._pw: list[float] = []  # and values (W)
         # boundary instants (power is not interpolated across them)
@@ -230,6 +233,7 @@ class Track:
             if k is None or k <= before.k:
                 gap = (hi - before.hi) / self.step_s
                 k = before.k + max(1, round(gap))
+            k = self._by_energy(before, k, prev_s, hi, value_j)
             self._append(_Update(k, prev_s, hi, value_j))
             self._fit()
             return True
@@ -262,6 +266,29 @@ class Track:
         if mid + k * step <= hi + tol:
             return k
         return None
+
+    def _by_energy(self, before: _Update, k: int, lo: float, hi: float, value_j: float) -> int:
+        """The index of an update seen by a read that lies within the grid's uncertainty
+        of a grid instant: whether that update came before the read is decided by the
+        counter's change since ``before``, against the energy instant power says was
+        drawn up to each of the two instants (a step apart: a step's energy apart).
+        Else ``k`` as it is."""
+        if not self.has_power or not self._pt or self._phi is None or not self._times:
+            return k
+        if not math.isfinite(before.lo):
+            return k
+        mid = 0.5 * (self._phi[0] + self._phi[1])
+        tol = self._half_width() + _STAMP_S
+        step = self.step_s
+        near = round((hi - mid) / step)
+        if abs(mid + near * step - hi) > tol:
+            return k
+        cands = [c for c in (near - 1, near) if c > before.k and mid + c * step >= lo - tol]
+        if k not in (near - 1, near) or len(cands) < 2:
+            return k
+        t0 = self._times[-1]
+        delta = value_j - before.value_j
+        return min(cands, key=lambda c: abs(self._integral(t0, mid + c * step) - delta))
 
     def _held_past(self, s: float) -> None:
         """The latest value was still read at ``s``: a grid instant certainly before
@@ -425,7 +452,7 @@ class Track:
             if i + 1 >= len(ups) and self.stopped:  # no more updates will come: held
                 return Figure(u.value_j, COUNTER, 0.0, True)
             if i + 1 >= len(ups):  # after the latest update: provisional
-                extra = self._integral(times[i], t) if self.has_power and self._pt else 0.0
+                extra = self._provisional_j(times[i], t) if self.has_power and self._pt else 0.0
                 return Figure(u.value_j + extra, PLACED, extra, False)
             nxt = ups[i + 1]
             t0, t1 = times[i], times[i + 1]
@@ -488,6 +515,30 @@ class Track:
                 if y > x:
                     total += 0.5 * (self._power(x, seg) + self._power(y, seg)) * (y - x)
         return total
+
+    def _provisional_j(self, t0: float, t: float) -> float:
+        """Integral (J) of the modelled power from the latest update ``t0`` to ``t``.
+
+        Between counter reads seconds apart (a quiet board) the meter asks for this
+        every half second over a growing stretch: the part up to the latest sample
+        before ``t`` is kept, and the next call integrates on from there (the model up
+        to a sample depends on nothing later, unless a boundary came since).
+        """
+        pt = self._pt
+        j = bisect_right(pt, t) - 1
+        if j < 0 or pt[j] <= t0:
+            return self._integral(t0, t)
+        m = self._marks
+        key = (t0, len(m), m[-1] if m else -math.inf)
+        cached = self._prov
+        if cached is not None and cached[0] == key and t0 < cached[1] <= pt[j]:
+            done = cached[2] + self._integral(cached[1], pt[j])
+        elif cached is not None and cached[0] == key and cached[1] > pt[j]:
+            return self._integral(t0, t)  # an earlier instant (the origin): kept as is
+        else:
+            done = self._integral(t0, pt[j])
+        self._prov = (key, pt[j], done)
+        return done + self._integral(pt[j], t)
 
     def _step_model(self, t0: float, t1: float) -> _StepModel:
         """The power model of the stretch from ``t0`` to ``t1``, kept while nothing can

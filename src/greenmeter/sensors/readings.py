@@ -57,36 +57,58 @@ def measure_update_steps(
     budget_s: float,
     changes: int,
     sleep_s: float = 0.001,
+    max_relative_error: float | None = None,
 ) -> dict[str, float | None]:
     """Observed update step (s) of each counter, None where no two changes were seen.
 
     Calls every reader about every ``sleep_s`` for at most ``budget_s`` seconds, and
     stops reading one once it changed ``changes`` times. A reader that raises is dropped.
-    The step is the median time between changes of what the reader returns (compared
-    with ``initial`` first).
+    Each change lies between the last read that saw the old value and the first that
+    saw the new one; the step is the median time between the middles of those brackets.
+
+    With ``max_relative_error``, a step is given only when it is known that well: the
+    brackets of the first and last change seen, spread over the steps between them, must
+    be narrower than that share of the step (slow reads of many counters in turn, or a
+    short budget, see too few changes too coarsely: None then, as when none was seen).
+    A counter that changed at every read is given as measured: it moves at least that
+    fast (a counter that is read continuously).
     """
-    seen: dict[str, list[float]] = {key: [] for key in readers}
+    seen: dict[str, list[tuple[float, float]]] = {key: [] for key in readers}
     last = dict(initial)
+    before: dict[str, float] = {}
+    reads: dict[str, int] = {}
     live = list(readers)
     deadline = time.monotonic() + budget_s
     while live and time.monotonic() < deadline:
         for key in list(live):
+            t_a = time.monotonic()
             try:
                 value = readers[key]()
             except Exception:
                 live.remove(key)
                 continue
             t = time.monotonic()
+            reads[key] = reads.get(key, 0) + 1
             if value != last.get(key):
                 last[key] = value
-                seen[key].append(t)
+                if key in before:  # else: changed before the first read, when unknown
+                    seen[key].append((before[key], t))
                 if len(seen[key]) >= changes:
                     live.remove(key)
+            before[key] = t_a
         time.sleep(sleep_s)
     out: dict[str, float | None] = {}
-    for key, ts in seen.items():
-        gaps = [b - a for a, b in itertools.pairwise(ts)]
-        out[key] = statistics.median(gaps) if gaps else None
+    for key, brackets in seen.items():
+        mids = [0.5 * (lo + hi) for lo, hi in brackets]
+        gaps = [b - a for a, b in itertools.pairwise(mids)]
+        step = statistics.median(gaps) if gaps else None
+        every_read = len(brackets) >= reads.get(key, 0) - 1  # it moves faster than that
+        if step is not None and max_relative_error is not None and not every_read:
+            (lo0, hi0), (lo1, hi1) = brackets[0], brackets[-1]
+            spread = 0.5 * ((hi0 - lo0) + (hi1 - lo1)) / (len(brackets) - 1)
+            if not (step > 0 and spread <= max_relative_error * step):
+                step = None
+        out[key] = step
     return out
 
 
