@@ -305,6 +305,7 @@ def test_methodology_constants_match_the_code() -> None:
     from greenmeter.carbon.constants import EMBODIED_DEFAULTS, PUE_PRESETS
     from greenmeter.report import confidence
     from greenmeter.sensors import amd, amd_board, estimate, nvml, rapl
+    from greenmeter.sensors import nvml_tracker as tracker
 
     text = _prose("methodology.md")
     facts = [
@@ -339,6 +340,14 @@ def test_methodology_constants_match_the_code() -> None:
         (EMBODIED_DEFAULTS["gpu"].manufacturing_kgco2e == 150.0, "150 kgCO2e per data-centre GPU"),
         (EMBODIED_DEFAULTS["server"].manufacturing_kgco2e == 2500.0, "2500 kgCO2e for the rest"),
         (EMBODIED_DEFAULTS["gpu"].lifetime_h == 6 * 365 * 24.0, "both over 6 years"),
+        (tracker.ACTIVE_POWER_PERIOD_S == 0.05, "every 50 ms while boundaries come"),
+        (tracker.IDLE_POWER_PERIOD_S == 0.1, "and every 100 ms between them"),
+        (tracker._SLOW_POWER_CALL_S == 0.001, "A call held up past 1 ms is made again"),
+        (tracker.ACTIVE_HOLD_S == 1.0, "(one in the last second, or someone waiting"),
+        (tracker._PRE_READ_EVERY == 4, "one update in four (every update while"),
+        (tracker._LOCATED_HW_S == 0.001, "known only within more than 1 ms"),
+        (tracker.IDLE_READ_PERIOD_S == 2.0, "it reads about once every 2 s"),
+        (nvml._STEP_PROBE_MAX_ERROR == 0.02, "only when the probe saw it within 2 %"),
     ]
     for holds, phrase in facts:
         assert phrase in text, f"methodology.md no longer says {phrase!r}"

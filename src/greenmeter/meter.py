@@ -8,6 +8,9 @@ the environment (``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``GREENMETER_TAGS``,
 phases to a parent ``greenmeter run`` (``GREENMETER_CHANNEL``) and publishes live
 metrics (:mod:`greenmeter.export`).
 
+Size: about 500 lines, most of it the public methods' documented signatures; each
+delegates in a few lines to the meter or the run.
+
 Example:
     >>> from greenmeter import EnergyMeter
     >>> with EnergyMeter() as meter:                      # doctest: +SKIP

@@ -8,14 +8,15 @@ samples), see :mod:`greenmeter.sensors.placement`.
 Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machine):
 
 * one *sampler* thread takes the instant power of every board in one wake-up (a cheap
-  call): right after each boundary, every ``ACTIVE_POWER_PERIOD_S`` while boundaries
-  come, every ``IDLE_POWER_PERIOD_S`` otherwise (the same steady period: the stretch
-  before a boundary that ends a long quiet phase is sampled like any other);
+  call, :mod:`greenmeter.sensors.nvml_power`): right after each boundary, every
+  ``ACTIVE_POWER_PERIOD_S`` while boundaries come, every ``IDLE_POWER_PERIOD_S``
+  otherwise (the stretch before a boundary that ends a long quiet phase is sampled too);
 * one *reader* thread per board reads its energy counter (a slow call: 2-6 ms on an
   H200), so a slow board never delays another. While boundaries are pending (a
   boundary in the last ``ACTIVE_HOLD_S``, or someone waiting for exact figures) a reader
   follows the counter's updates: it reads just after each expected update (and, one
-  update in four, also just before it, to keep the update grid located). Otherwise it
+  update in four, also just before it, to keep the update grid located; every update
+  while the grid is known only within more than ``_LOCATED_HW_S``). Otherwise it
   reads about once every ``IDLE_READ_PERIOD_S`` (a pair of reads around one update
   every other time, so the grid stays located): enough for run totals and to follow
   wraps. The first boundary after a quiet stretch wakes the readers, which read at once
@@ -34,7 +35,7 @@ probed every ``REPROBE_PERIOD_S``; when it answers again its counter resumes fro
 held figure, on a fresh record: the energy drawn while it was down is left out, never
 estimated. A lost board (``NVML_ERROR_GPU_IS_LOST``) or any other error stays down.
 
-Size: about 520 lines: the per-board counter readers and the shared instant-power
+Size: about 540 lines: the per-board counter readers and the shared instant-power
 sampler share one schedule (when a boundary is pending, when to read before an update),
 so they are kept together; the arithmetic on what they read is in ``placement``.
 """
@@ -70,8 +71,9 @@ ACTIVE_HOLD_S = 1.0
 IDLE_READ_PERIOD_S = 2.0
 #: Instant-power period while boundaries come (s).
 ACTIVE_POWER_PERIOD_S = 0.05
-#: Instant-power period while no boundary is pending (s): the same steady period, so the
-#: stretch before any boundary, however long the quiet before it, is sampled alike.
+#: Instant-power period while no boundary is pending (s): the stretch before any
+#: boundary, however long the quiet before it, is sampled; half as often, since each
+#: wake-up is most of the tracker's background CPU.
 IDLE_POWER_PERIOD_S = 0.1
 #: Uncertainty of the instants taken around a counter read (s): the interpreter's own
 #: work between the clock reading and the driver call, on either side.

@@ -27,7 +27,7 @@ step's own energy.
 
 Thread-safe: one reader thread adds reads and samples while the meter resolves.
 
-Size: about 550 lines: locating the counter's update grid, indexing updates on it and
+Size: about 630 lines: locating the counter's update grid, indexing updates on it and
 placing boundaries between updates all work on one per-board track of reads and
 samples, and the error bound is computed from the same track.
 """
