@@ -27,10 +27,9 @@ __all__ = [
     "call_with_retry",
     "error_info",
     "error_value",
-    "field_value",
     "instant_power_field",
     "is_transient",
-    "succeeded",
+    "value_members",
 ]
 
 T = TypeVar("T")
@@ -149,19 +148,11 @@ def instant_power_field(nv: Any) -> int:
     return int(getattr(nv, "NVML_FI_DEV_POWER_INSTANT", _FI_DEV_POWER_INSTANT))
 
 
-def succeeded(nv: Any, code: Any) -> bool:
-    """A return code is ``pynvml.NVML_SUCCESS``."""
-    return int(code) == int(getattr(nv, "NVML_SUCCESS", 0))
-
-
-def field_value(v: Any, nv: Any = None) -> float:
-    """The numeric value of an ``nvmlFieldValue_t`` according to its ``valueType``
-    (``pynvml.NVML_VALUE_TYPE_*``; an unknown type is read as unsigned int)."""
+def value_members(nv: Any = None) -> dict[int, str]:
+    """``valueType`` code -> the ``nvmlFieldValue_t.value`` member holding the value,
+    by the binding's ``pynvml.NVML_VALUE_TYPE_*`` constants."""
     nv = _module(nv)
-    kind = int(v.valueType)
-    member = "uiVal"
-    for name, (code, m) in _VALUE_MEMBERS.items():
-        if getattr(nv, name, code) == kind:
-            member = m
-            break
-    return float(getattr(v.value, member))
+    out: dict[int, str] = {}
+    for name, (code, member) in _VALUE_MEMBERS.items():
+        out.setdefault(int(getattr(nv, name, code)), member)
+    return out

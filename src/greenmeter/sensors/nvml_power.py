@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from greenmeter.sensors.nvml_errors import field_value, instant_power_field, succeeded
+from greenmeter.sensors.nvml_errors import instant_power_field, value_members
 
 __all__ = ["InstantPower"]
 
@@ -32,6 +32,9 @@ class InstantPower:
         self._nv = nv
         self._handle = handle
         self._field = instant_power_field(nv)
+        self._ok = int(getattr(nv, "NVML_SUCCESS", 0))
+        #: ``valueType`` -> the union member holding the value (see ``field_value``)
+        self._members = value_members(nv)
         self._direct: tuple[Any, Any, Any, ctypes.c_int32] | None = None
         try:
             fn = nv._nvmlGetFunctionPointer("nvmlDeviceGetFieldValues")
@@ -56,9 +59,9 @@ class InstantPower:
             fn, values, ref, count = direct
             values[0].fieldId = self._field
             ret = fn(self._handle, count, ref)
-            if not succeeded(nv, ret):
+            if ret != self._ok:
                 raise nv.NVMLError(ret)
             v = values[0]
-        if not succeeded(nv, v.nvmlReturn):
+        if v.nvmlReturn != self._ok:
             raise nv.NVMLError(v.nvmlReturn)
-        return field_value(v, nv) / 1000.0
+        return float(getattr(v.value, self._members.get(v.valueType, "uiVal"))) / 1000.0
