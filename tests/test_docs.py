@@ -347,7 +347,7 @@ def test_methodology_constants_match_the_code() -> None:
         (tracker._PRE_READ_EVERY == 4, "one update in four (every update while"),
         (tracker._LOCATED_HW_S == 0.001, "known only within more than 1 ms"),
         (tracker.IDLE_READ_PERIOD_S == 2.0, "it reads about once every 2 s"),
-        (nvml._STEP_PROBE_MAX_ERROR == 0.02, "only when the probe saw it within 2 %"),
+        (nvml._STEP_PROBE_MAX_ERROR == 0.05, "when that is known within 5 %"),
     ]
     for holds, phrase in facts:
         assert phrase in text, f"methodology.md no longer says {phrase!r}"

@@ -156,10 +156,10 @@ def test_update_step_probe_gives_no_step_it_cannot_see_precisely() -> None:
         return stepped()
 
     rough = measure_update_steps(
-        {"a": slow_stepped}, {"a": 0}, budget_s=0.25, changes=4, max_relative_error=0.02
+        {"a": slow_stepped}, {"a": 0}, budget_s=0.25, changes=4, max_relative_error=0.05
     )
     assert rough["a"] is None
     fine = measure_update_steps(
-        {"a": stepped}, {"a": stepped()}, budget_s=0.35, changes=4, max_relative_error=0.02
+        {"a": stepped}, {"a": stepped()}, budget_s=0.35, changes=4, max_relative_error=0.05
     )
     assert fine["a"] == pytest.approx(0.1, abs=0.002)

@@ -66,10 +66,12 @@ def measure_update_steps(
     Each change lies between the last read that saw the old value and the first that
     saw the new one; the step is the median time between the middles of those brackets.
 
-    With ``max_relative_error``, a step is given only when it is known that well: the
-    brackets of the first and last change seen, spread over the steps between them, must
-    be narrower than that share of the step (slow reads of many counters in turn, or a
-    short budget, see too few changes too coarsely: None then, as when none was seen).
+    With ``max_relative_error``, the step is the time from the first to the last change
+    over the steps between when it is known that well (the brackets of those two changes,
+    spread over the steps, narrower than that share of the step); else the median of
+    the gaps when there are two or more, and None from a single gap seen that coarsely
+    (slow reads of many counters in turn see a 100 ms counter change once or twice in
+    a short budget, each change known within tens of milliseconds).
     A counter that changed at every read is given as measured: it moves at least that
     fast (a counter that is read continuously).
     """
@@ -104,9 +106,14 @@ def measure_update_steps(
         step = statistics.median(gaps) if gaps else None
         every_read = len(brackets) >= reads.get(key, 0) - 1  # it moves faster than that
         if step is not None and max_relative_error is not None and not every_read:
+            # first to last change: the two brackets' widths spread over the steps between
+            n = len(brackets) - 1
             (lo0, hi0), (lo1, hi1) = brackets[0], brackets[-1]
-            spread = 0.5 * ((hi0 - lo0) + (hi1 - lo1)) / (len(brackets) - 1)
-            if not (step > 0 and spread <= max_relative_error * step):
+            whole = (mids[-1] - mids[0]) / n
+            spread = 0.5 * ((hi0 - lo0) + (hi1 - lo1)) / n
+            if whole > 0 and spread <= max_relative_error * whole:
+                step = whole
+            elif n < 2:  # one coarse gap: nothing to go by
                 step = None
         out[key] = step
     return out
