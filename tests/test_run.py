@@ -249,3 +249,20 @@ def test_a_report_path_in_the_environment_of_a_fork_is_not_written_by_the_child(
     assert not path.exists()
     meter.stop()
     assert Report.load(path).status == "complete"
+
+
+def test_a_checkpoint_due_as_the_meter_stops_is_skipped_without_a_warning(tmp_path, capsys):
+    # the periodic checkpoint may come due between the meter's stop and the final
+    # report; the final report follows, so it is skipped, not reported as a failure
+    path = tmp_path / "run.json"
+    meter = _meter(path, checkpoint_interval_s=3600.0).start()
+    with meter.phase("train"):
+        pass
+    writer = meter.run.writer
+    ((_interval, make, _path, _due),) = [tuple(item) for item in writer._periodic.values()]
+    snapshot = meter.core.stop()  # measuring is over; no final report written yet
+    writer._checkpoint(1, make, path)
+    assert not path.exists()
+    meter.run.finish(snapshot)  # what EnergyMeter.stop() does next
+    assert _status(path) == "complete"
+    assert "warning" not in capsys.readouterr().err

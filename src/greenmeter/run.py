@@ -280,15 +280,26 @@ class Run:
             return
         self.writer.post(self.facts)
         if self.checkpoint_interval_s:
-            self.checkpoint_every(
-                self.checkpoint_interval_s,
-                lambda: self.build(snapshot(), status="running"),
-                self.report_path,
-            )
+            self.checkpoint_every(self.checkpoint_interval_s, self._running, self.report_path)
         if handle_signals:
             from greenmeter import lifecycle
 
             lifecycle.watch(self)
+
+    def _running(self) -> Report | None:
+        """The in-progress report for a periodic checkpoint; None once the meter has
+        stopped (its final report follows: a checkpoint due just as it stopped is
+        skipped, not a failure)."""
+        hooks = self._hooks
+        if hooks is None or not hooks.alive():
+            return None
+        try:
+            snap = hooks.snapshot()
+        except Exception:
+            if not hooks.alive():
+                return None
+            raise
+        return self.build(snap, status="running")
 
     def finish(self, snapshot: MeterSnapshot) -> FinalReport:
         """Write the final report of ``snapshot`` to the report path (status from
