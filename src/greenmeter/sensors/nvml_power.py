@@ -33,7 +33,7 @@ class InstantPower:
         self._handle = handle
         self._field = instant_power_field(nv)
         self._ok = int(getattr(nv, "NVML_SUCCESS", 0))
-        #: ``valueType`` -> the union member holding the value (see ``field_value``)
+        #: ``valueType`` -> the union member holding the value (``nvml_errors.value_members``)
         self._members = value_members(nv)
         self._direct: tuple[Any, Any, Any, ctypes.c_int32] | None = None
         try:

@@ -14,6 +14,7 @@ Times are ``time.monotonic()`` seconds, energies joules, powers watts.
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -93,19 +94,24 @@ def measure_update_steps(
             reads[key] = reads.get(key, 0) + 1
             if value != last.get(key):
                 last[key] = value
-                if key in before:  # else: changed before the first read, when unknown
-                    seen[key].append((before[key], t))
+                # a change seen by the first read came at an unknown instant before it
+                seen[key].append((before.get(key, -math.inf), t))
                 if len(seen[key]) >= changes:
                     live.remove(key)
             before[key] = t_a
         time.sleep(sleep_s)
     out: dict[str, float | None] = {}
-    for key, brackets in seen.items():
-        mids = [0.5 * (lo + hi) for lo, hi in brackets]
+    for key, changed in seen.items():
+        mids = [0.5 * (lo + hi) if math.isfinite(lo) else hi for lo, hi in changed]
         gaps = [b - a for a, b in itertools.pairwise(mids)]
         step = statistics.median(gaps) if gaps else None
+        brackets = [(lo, hi) for lo, hi in changed if math.isfinite(lo)]
+        mids = [0.5 * (lo + hi) for lo, hi in brackets]
         every_read = len(brackets) >= reads.get(key, 0) - 1  # it moves faster than that
         if step is not None and max_relative_error is not None and not every_read:
+            if len(brackets) < 2:
+                out[key] = None
+                continue
             # first to last change: the two brackets' widths spread over the steps between
             n = len(brackets) - 1
             (lo0, hi0), (lo1, hi1) = brackets[0], brackets[-1]
