@@ -3,7 +3,9 @@
 Every board: energy counter updating every 100 ms, one counter read taking 2.5 ms (the
 value taken half-way), instant power fast. The power trace changes at the phase
 boundaries (1 s and 50 ms phases at different powers). Printed: median cost of one
-phase enter+exit on the training thread, per-board GPU energy error against the trace's
+phase enter+exit on the training thread (pairs 5 ms apart, as Zeus's are timed; back to
+back; and, for scale, a meter with no sensor 5 ms apart: what the machine charges for
+running the bookkeeping's code after a pause), per-board GPU energy error against the trace's
 exact integral, run totals against the truth, background CPU of the sampler, and the
 greenmeter/Zeus ratios.
 
@@ -68,14 +70,9 @@ def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
     cpu0, wall0 = time.process_time(), time.monotonic()
     time.sleep(3.0)  # idle: background CPU of the readers and the samplers
     idle_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
-    # boundary cost over many short phases
-    pair = []
-    for _ in range(COST_PAIRS):
-        a = time.perf_counter()
-        h = meter.enter("cost")
-        meter.exit(h)
-        pair.append(time.perf_counter() - a)
-        time.sleep(0.005)
+    # boundary cost over many short phases, 5 ms apart (as Zeus's below) and back to back
+    pair = pair_costs(meter, COST_PAIRS, 0.005)
+    pair_hot = pair_costs(meter, 10 * COST_PAIRS, 0.0)
     opened: dict[int, float] = {}
 
     def begin(name: str):  # type: ignore[no-untyped-def]
@@ -104,6 +101,7 @@ def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
     ]
     return {
         "pair_median_ms": statistics.median(pair) * 1e3,
+        "pair_hot_median_ms": statistics.median(pair_hot) * 1e3,
         "phase_median_ms": statistics.median(costs) * 1e3,
         "errs": errs,
         "totals": totals,
@@ -156,6 +154,31 @@ def zeus_side(fake, t0: float) -> dict | None:  # type: ignore[no-untyped-def]
             truth = fake.energy_j(k, s, e)
             errs.append((e - s, (v - truth) / truth))
     return {"pair_median_ms": data["pair"], "errs": errs}
+
+
+def pair_costs(meter, n: int, apart_s: float) -> list[float]:  # type: ignore[no-untyped-def]
+    """Seconds of ``n`` phase enter+exit pairs on this thread, ``apart_s`` apart."""
+    out = []
+    for _ in range(n):
+        a = time.perf_counter()
+        h = meter.enter("cost")
+        meter.exit(h)
+        out.append(time.perf_counter() - a)
+        if apart_s:
+            time.sleep(apart_s)
+    return out
+
+
+def bare_meter_pair_ms() -> float:
+    """Median enter+exit (ms), 5 ms apart, of a meter with no sensor at all: what the
+    phase bookkeeping alone costs on this machine when its code has gone cold."""
+    from greenmeter.core.meter import Meter
+
+    meter = Meter([], sample_interval_s=0.1).start()
+    try:
+        return statistics.median(pair_costs(meter, COST_PAIRS, 0.005)) * 1e3
+    finally:
+        meter.stop()
 
 
 def wakeup_floor_pct(per_s: float = 10.0, seconds: float = 2.0) -> float:
@@ -217,8 +240,13 @@ def main() -> None:
         f"{N_GPUS} fake GPUs, counter step {STEP_S * 1e3:g} ms, counter read {LATENCY_S * 1e3:g} ms"
     )
     print(
-        f"greenmeter: enter+exit median {gm['pair_median_ms']:.3f} ms (back to back), "
+        f"greenmeter: enter+exit median {gm['pair_median_ms']:.3f} ms (pairs 5 ms apart), "
+        f"{gm['pair_hot_median_ms']:.3f} ms (back to back), "
         f"{gm['phase_median_ms']:.3f} ms (at power changes)"
+    )
+    print(
+        f"for scale: a meter with no sensor, pairs 5 ms apart: {bare_meter_pair_ms():.3f} ms "
+        "(the machine's cost of running the phase bookkeeping after a pause)"
     )
     print(
         f"greenmeter: |error| per board, phases >= 1 s: median {g[0]:.3f} %, max {g[1]:.3f} %; "

@@ -41,7 +41,8 @@ class _ComponentBase(_Model):
     degraded_reason: str | None = None
     degraded_at_s: NonNegFloat | None = Field(
         None,
-        description="When it stopped reading or a read hung: seconds since the report's "
+        description="From when it was not measured (it stopped reading or a read hung; a "
+        "GPU counter: its latest update before the failure): seconds since the report's "
         "start_utc (null when not degraded or the instant is unknown).",
     )
     recovered_at_s: NonNegFloat | None = Field(

@@ -122,7 +122,8 @@ class ComponentStatus:
     Attributes:
         degraded: Its readings stopped being trustworthy at some point of the run.
         reason: What happened, in plain words.
-        degraded_at: ``time.monotonic()`` instant it started.
+        degraded_at: ``time.monotonic()`` instant from which it was not measured (a
+            counter held at its latest update: that update's instant).
         recovered_at: ``time.monotonic()`` instant fresh readings came back, when they
             did (a read that timed out and answered again later); the component stays
             degraded, since the energy of the stall is attributed to the phase that read

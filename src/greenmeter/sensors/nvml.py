@@ -245,12 +245,17 @@ class NvmlSensor(Sensor):
                 else "its energy is held at its last counter update from this point on"
             )
             reason = f"GPU {d.board.uuid}: {what} failed: {text}; {then}"
+            now = time.monotonic()
             old = self._status.get(component_id)
             if old is not None and old.degraded:  # down again: one gap from the first
                 self._status[component_id] = ComponentStatus(True, old.reason, old.degraded_at)
-                self.warn(code, reason, component_id, at_s)
-            else:
-                self.degrade(component_id, reason, code, at_s)
+                self.warn(code, reason, component_id, now)
+                continue
+            # a meter's figures come from the tracker, held from its latest update
+            # (``at_s``); a standalone read's from the caller's own reads, held from now
+            since = now if self.wait_exact else min(at_s, now)
+            self._status[component_id] = ComponentStatus(True, reason, since)
+            self.warn(code, reason, component_id, now)
 
     def _tracker_resumed(self, component_id: str, at_s: float, gap_j: float) -> None:
         old = self._status.get(component_id)

@@ -29,11 +29,12 @@ interpreter's lock) moves the middle by at most that much.
 
 Faults (:mod:`greenmeter.sensors.nvml_errors`): a read failing with a transient error
 (timeout, GPU in use, unknown) is retried after 10, 50 and 250 ms on the reader's
-thread; when it still fails the board is *down* from the first failed call on (its
-figures are held at its last counter update). A board down for a transient error is
-probed every ``REPROBE_PERIOD_S``; when it answers again its counter resumes from the
-held figure, on a fresh record: the energy drawn while it was down is left out, never
-estimated. A lost board (``NVML_ERROR_GPU_IS_LOST``) or any other error stays down.
+thread; when it still fails the board is *down* from its latest counter update on (its
+figures are held at that update, so what it drew after it is not measured). A board
+down for a transient error is probed every ``REPROBE_PERIOD_S``; when it answers again
+its counter resumes from the held figure, on a fresh record: the energy drawn while it
+was down is left out, never estimated. A lost board (``NVML_ERROR_GPU_IS_LOST``) or any
+other error stays down.
 
 Size: about 540 lines: the per-board counter readers and the shared instant-power
 sampler share one schedule (when a boundary is pending, when to read before an update),
@@ -103,7 +104,8 @@ class BoardSpec:
     has_instant: bool
 
 
-#: ``on_fail(component_id, exc, what, at_s, transient)``: a board went down at ``at_s``.
+#: ``on_fail(component_id, exc, what, at_s, transient)``: a board's reads failed; its
+#: figures are held from ``at_s`` (its latest counter update seen) on.
 FailCallback = Callable[[str, BaseException, str, float, bool], None]
 #: ``on_resume(component_id, at_s, gap_j)``: a board answered again at ``at_s``; its
 #: counter moved ``gap_j`` joules while it was down (left out).
@@ -200,8 +202,11 @@ class _Reader:
         try:  # a board already down is probed once
             mj = int(call_with_retry(call, nv, self.stop, () if self.dead else None))
         except Exception as exc:
-            if not self.dead:  # down from the first failed call
-                self._go_down(exc, t_first)
+            if not self.dead:
+                # down from the latest update seen, not from the failed call: its figures
+                # are held at that update, so what it drew after it is not measured
+                held = self.track.held_from_s()
+                self._go_down(exc, held if math.isfinite(held) else t_first)
             return False
         t_b = time.monotonic()
         if self.dead:
@@ -346,9 +351,9 @@ class GpuTracker:
         nvml: The initialised ``pynvml`` module.
         boards: The boards with an energy counter.
         on_fail: Called as ``on_fail(component_id, exc, what, at_s, transient)`` when a
-            board's reads fail (after the retries): it is down from ``at_s`` (monotonic
-            s), its figures held at the last update; ``transient``: it will be probed
-            again.
+            board's reads fail (after the retries): its figures are held from ``at_s``
+            (monotonic s: its latest counter update seen) on; ``transient``: it will be
+            probed again.
         on_resume: Called as ``on_resume(component_id, at_s, gap_j)`` when a board that
             was down answers again at ``at_s``; ``gap_j``: joules its counter moved
             meanwhile, left out of every figure.

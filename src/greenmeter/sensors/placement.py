@@ -432,6 +432,12 @@ class Track:
         with self._lock:
             return self._updates[-1].hi if self._updates else -math.inf
 
+    def held_from_s(self) -> float:
+        """Estimated instant of the latest update (s): once the record is stopped, every
+        figure after it is held at that update's value (``-inf`` before any update)."""
+        with self._lock:
+            return self._times[-1] if self._times else -math.inf
+
     def latest_read_s(self) -> float:
         """Instant of the latest counter read (s)."""
         with self._lock:
