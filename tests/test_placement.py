@@ -81,6 +81,25 @@ def test_a_read_just_after_an_update_after_a_quiet_stretch_is_indexed_by_energy(
         assert f.energy_j == pytest.approx(_energy_j(t), abs=0.5)
 
 
+def test_a_read_held_up_across_two_updates_is_indexed_by_energy() -> None:
+    # the reader's thread is held up (an interpreter stall) for 160 ms inside one call:
+    # the value was taken 5 ms after update 10, but the call only returned after update
+    # 11. Both lie in the read's span; the latest one is not the one it saw: indexed on
+    # it, every figure from update 10 on is a step's energy (15 J) off
+    track = _loosely_located()
+    for k in range(6, 10):
+        _read(track, _update(k) + 0.001)
+    start, end = _update(10) + 0.003, _update(11) + 0.06
+    track.add_read(0.5 * (start + end), _counter_j(_update(10) + 0.005), start, end)
+    for k in (12, 13):
+        _read(track, _update(k) + 0.001)
+    for t in (_update(10) + 0.05, _update(11) + 0.05, _update(12) + 0.05):
+        f = track.energy_at(t)
+        assert f.exact
+        assert abs(f.energy_j - _energy_j(t)) <= f.bound_j + 1e-9
+        assert f.energy_j == pytest.approx(_energy_j(t), abs=0.5)
+
+
 class _SlowCounter:
     """A stand-in for ``pynvml`` whose counter calls take 2.5 ms, the value taken
     half-way; :attr:`late_s` delays the value of the next call (the thread held up

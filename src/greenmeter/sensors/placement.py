@@ -56,6 +56,8 @@ _GRID_WINDOW = 48
 #: Uncertainty of one timestamp taken around a driver call (s): thread wake-up and
 #: clock reading on either side of it.
 _STAMP_S = 0.0005
+#: At most this many grid instants + 1 are weighed for one held-up read.
+_MAX_CANDIDATES = 50
 #: Two samples closer than this share of the power spread seen pin the power between them.
 _FLAT_SHARE = 0.05
 #: A bracket narrower than this share of the step pins the grid (a read just before and
@@ -233,7 +235,7 @@ class Track:
             if k is None or k <= before.k:
                 gap = (hi - before.hi) / self.step_s
                 k = before.k + max(1, round(gap))
-            k = self._by_energy(before, k, prev_s, hi, value_j)
+            k = self._by_energy(before, k, prev_s, s if start_s is None else start_s, hi, value_j)
             self._append(_Update(k, prev_s, hi, value_j))
             self._fit()
             return True
@@ -267,12 +269,18 @@ class Track:
             return k
         return None
 
-    def _by_energy(self, before: _Update, k: int, lo: float, hi: float, value_j: float) -> int:
-        """The index of an update seen by a read that lies within the grid's uncertainty
-        of a grid instant: whether that update came before the read is decided by the
-        counter's change since ``before``, against the energy instant power says was
-        drawn up to each of the two instants (a step apart: a step's energy apart).
-        Else ``k`` as it is."""
+    def _by_energy(
+        self, before: _Update, k: int, lo: float, first_s: float, hi: float, value_j: float
+    ) -> int:
+        """The index of an update seen by a read whose value may belong to more than one
+        grid instant: the read lies within the grid's uncertainty of one (did that update
+        come before the value was taken?), or the call was held up across one or more
+        (its value was taken at some instant from ``first_s`` to ``hi``, so the updates
+        in between may or may not have been seen). Each candidate is a grid instant after
+        ``lo`` and ``before``, at or before ``hi``, whose next one is not certainly before
+        ``first_s``; the counter's change since ``before`` decides among them, against
+        the energy instant power says was drawn up to each (they are a step's energy
+        apart). Else ``k`` as it is."""
         if not self.has_power or not self._pt or self._phi is None or not self._times:
             return k
         if not math.isfinite(before.lo):
@@ -280,15 +288,19 @@ class Track:
         mid = 0.5 * (self._phi[0] + self._phi[1])
         tol = self._half_width() + _STAMP_S
         step = self.step_s
-        near = round((hi - mid) / step)
-        if abs(mid + near * step - hi) > tol:
-            return k
-        cands = [c for c in (near - 1, near) if c > before.k and mid + c * step >= lo - tol]
-        if k not in (near - 1, near) or len(cands) < 2:
+        c_hi = math.floor((hi + tol - mid) / step)
+        c_lo = max(
+            before.k + 1,
+            math.ceil((lo - tol - mid) / step),
+            math.ceil((first_s - tol - mid) / step) - 1,
+        )
+        if c_hi - c_lo < 1 or not c_lo <= k <= c_hi or c_hi - c_lo > _MAX_CANDIDATES:
             return k
         t0 = self._times[-1]
         delta = value_j - before.value_j
-        return min(cands, key=lambda c: abs(self._integral(t0, mid + c * step) - delta))
+        return min(
+            range(c_lo, c_hi + 1), key=lambda c: abs(self._integral(t0, mid + c * step) - delta)
+        )
 
     def _held_past(self, s: float) -> None:
         """The latest value was still read at ``s``: a grid instant certainly before
