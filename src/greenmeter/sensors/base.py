@@ -216,11 +216,14 @@ class Sensor(ABC):
         """Health per component id; components not listed are healthy."""
         return dict(self._status)
 
-    def degrade(self, component_id: str, reason: str, code: str, now: float) -> None:
-        """Mark a component degraded (once) and record a warning."""
+    def degrade(
+        self, component_id: str, reason: str, code: str, now: float, since: float | None = None
+    ) -> None:
+        """Mark a component degraded (once) and record a warning at ``now``; ``since``:
+        the instant from which it was not measured, when earlier than ``now``."""
         if self._status.get(component_id, ComponentStatus()).degraded:
             return
-        self._status[component_id] = ComponentStatus(True, reason, now)
+        self._status[component_id] = ComponentStatus(True, reason, now if since is None else since)
         self.warn(code, reason, component_id, now)
 
     def warn(

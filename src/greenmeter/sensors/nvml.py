@@ -250,12 +250,11 @@ class NvmlSensor(Sensor):
             if old is not None and old.degraded:  # down again: one gap from the first
                 self._status[component_id] = ComponentStatus(True, old.reason, old.degraded_at)
                 self.warn(code, reason, component_id, now)
-                continue
-            # a meter's figures come from the tracker, held from its latest update
-            # (``at_s``); a standalone read's from the caller's own reads, held from now
-            since = now if self.wait_exact else min(at_s, now)
-            self._status[component_id] = ComponentStatus(True, reason, since)
-            self.warn(code, reason, component_id, now)
+            else:
+                # a meter's figures come from the tracker, held from its latest update
+                # (``at_s``); a standalone read's from the caller's own reads, held from now
+                since = now if self.wait_exact else min(at_s, now)
+                self.degrade(component_id, reason, code, now, since)
 
     def _tracker_resumed(self, component_id: str, at_s: float, gap_j: float) -> None:
         old = self._status.get(component_id)

@@ -106,7 +106,6 @@ def measure_update_steps(
         gaps = [b - a for a, b in itertools.pairwise(mids)]
         step = statistics.median(gaps) if gaps else None
         brackets = [(lo, hi) for lo, hi in changed if math.isfinite(lo)]
-        mids = [0.5 * (lo + hi) for lo, hi in brackets]
         every_read = len(brackets) >= reads.get(key, 0) - 1  # it moves faster than that
         if step is not None and max_relative_error is not None and not every_read:
             if len(brackets) < 2:
@@ -115,7 +114,7 @@ def measure_update_steps(
             # first to last change: the two brackets' widths spread over the steps between
             n = len(brackets) - 1
             (lo0, hi0), (lo1, hi1) = brackets[0], brackets[-1]
-            whole = (mids[-1] - mids[0]) / n
+            whole = 0.5 * ((lo1 + hi1) - (lo0 + hi0)) / n
             spread = 0.5 * ((hi0 - lo0) + (hi1 - lo1)) / n
             if whole > 0 and spread <= max_relative_error * whole:
                 step = whole
