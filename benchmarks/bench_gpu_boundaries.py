@@ -3,11 +3,12 @@
 Every board: energy counter updating every 100 ms, one counter read taking 2.5 ms (the
 value taken half-way), instant power fast. The power trace changes at the phase
 boundaries (1 s and 50 ms phases at different powers). Printed: median cost of one
-phase enter+exit on the training thread (pairs 5 ms apart, as Zeus's are timed; back to
-back; and, for scale, a meter with no sensor 5 ms apart: what the machine charges for
-running the bookkeeping's code after a pause), per-board GPU energy error against the trace's
-exact integral, run totals against the truth, background CPU of the sampler, and the
-greenmeter/Zeus ratios.
+phase enter+exit on the training thread (pairs 5 ms apart, as Zeus's are timed, the
+thread asleep or computing in between; back to back; and, for scale, a meter with no
+sensor 5 ms apart: what the machine charges for running the bookkeeping's code after a
+pause), per-board GPU energy error against the trace's exact integral, run totals against
+the truth, background CPU of the readers and samplers with no boundary (steady power,
+then power moving every 30 ms), and the greenmeter/Zeus ratios.
 
 Run: ``.venv/bin/python benchmarks/bench_gpu_boundaries.py`` (Zeus runs under
 ``/root/peers/bin/python`` when it is installed there; otherwise a note says so).
@@ -58,7 +59,14 @@ def run_phases(begin, end, t0):  # type: ignore[no-untyped-def]
     return spans, costs
 
 
-def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
+def _cpu_share(seconds: float) -> float:
+    """Share of a core this process used over the next ``seconds`` (asleep meanwhile)."""
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    return (time.process_time() - cpu0) / (time.monotonic() - wall0)
+
+
+def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[no-untyped-def]
     from greenmeter.core.meter import Meter
     from greenmeter.sensors import nvml
 
@@ -67,11 +75,15 @@ def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
     ids = [c.id for c in sensor.components()]
     meter = Meter([sensor], sample_interval_s=0.1).start()
     time.sleep(1.5)  # start-up: first reads, the start boundary's active second
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    time.sleep(3.0)  # idle: background CPU of the readers and the samplers
-    idle_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
-    # boundary cost over many short phases, 5 ms apart (as Zeus's below) and back to back
+    # no boundary: background CPU of the readers and the samplers, steady power and then
+    # power moving every 30 ms
+    idle_cpu = _cpu_share(3.0)
+    _wait_until(t_moving + 0.3)
+    moving_cpu = _cpu_share(3.0)
+    # boundary cost over many short phases, 5 ms apart (as Zeus's below, the thread
+    # asleep or busy in between) and back to back
     pair = pair_costs(meter, COST_PAIRS, 0.005)
+    pair_busy = pair_costs(meter, COST_PAIRS, 0.005, busy=True)
     pair_hot = pair_costs(meter, 10 * COST_PAIRS, 0.0)
     opened: dict[int, float] = {}
 
@@ -101,11 +113,13 @@ def greenmeter_side(fake, t0: float) -> dict:  # type: ignore[no-untyped-def]
     ]
     return {
         "pair_median_ms": statistics.median(pair) * 1e3,
+        "pair_busy_median_ms": statistics.median(pair_busy) * 1e3,
         "pair_hot_median_ms": statistics.median(pair_hot) * 1e3,
         "phase_median_ms": statistics.median(costs) * 1e3,
         "errs": errs,
         "totals": totals,
         "idle_cpu_pct": idle_cpu * 100,
+        "moving_cpu_pct": moving_cpu * 100,
     }
 
 
@@ -156,8 +170,19 @@ def zeus_side(fake, t0: float) -> dict | None:  # type: ignore[no-untyped-def]
     return {"pair_median_ms": data["pair"], "errs": errs}
 
 
-def pair_costs(meter, n: int, apart_s: float) -> list[float]:  # type: ignore[no-untyped-def]
-    """Seconds of ``n`` phase enter+exit pairs on this thread, ``apart_s`` apart."""
+_WORK = [float(i) for i in range(20000)]
+
+
+def _busy(seconds: float) -> None:
+    """Keep this thread computing (holding the interpreter) for ``seconds``."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sum(_WORK[::7])
+
+
+def pair_costs(meter, n: int, apart_s: float, busy: bool = False) -> list[float]:  # type: ignore[no-untyped-def]
+    """Seconds of ``n`` phase enter+exit pairs on this thread, ``apart_s`` apart (asleep
+    in between, or computing with ``busy``, as a training step keeps its thread)."""
     out = []
     for _ in range(n):
         a = time.perf_counter()
@@ -165,7 +190,7 @@ def pair_costs(meter, n: int, apart_s: float) -> list[float]:  # type: ignore[no
         meter.exit(h)
         out.append(time.perf_counter() - a)
         if apart_s:
-            time.sleep(apart_s)
+            (_busy if busy else time.sleep)(apart_s)
     return out
 
 
@@ -216,13 +241,18 @@ def main() -> None:
     from greenmeter.testing.fake_nvml import FakeGpu, FakeNvml
 
     t_start = time.monotonic()
-    trace_t0 = t_start + 9.5
-    # the boards idle at 60 W until the phases begin (a board's counter always moves)
-    trace = PowerTrace([(9.5, IDLE_W), *PHASES], t0=t_start, repeat=False)
+    t_moving = t_start + 5.5
+    trace_t0 = t_start + 13.0
+    # the boards idle at 60 W until the phases begin (a board's counter always moves),
+    # but for 3.5 s from t_moving where their power moves every 30 ms
+    moving = [(0.03, IDLE_W * (1 + k % 5)) for k in range(117)]
+    trace = PowerTrace(
+        [(5.5, IDLE_W), *moving, (13.0 - 5.5 - 3.51, IDLE_W), *PHASES], t0=t_start, repeat=False
+    )
     fake = FakeNvml(
         [FakeGpu(trace, counter_step_s=STEP_S, call_latency_s=LATENCY_S) for _ in range(N_GPUS)]
     ).install()
-    gm = greenmeter_side(fake, trace_t0)
+    gm = greenmeter_side(fake, trace_t0, t_moving)
     z_trace_t0 = time.monotonic() + 6.0
     fake.gpus = [
         FakeGpu(
@@ -241,6 +271,7 @@ def main() -> None:
     )
     print(
         f"greenmeter: enter+exit median {gm['pair_median_ms']:.3f} ms (pairs 5 ms apart), "
+        f"{gm['pair_busy_median_ms']:.3f} ms (5 ms apart, the thread computing in between), "
         f"{gm['pair_hot_median_ms']:.3f} ms (back to back), "
         f"{gm['phase_median_ms']:.3f} ms (at power changes)"
     )
@@ -254,7 +285,9 @@ def main() -> None:
     )
     print(f"greenmeter: run totals vs truth, max |error| {100 * max(map(abs, gm['totals'])):.4f} %")
     print(
-        f"greenmeter: background CPU with {N_GPUS} GPUs, idle: {gm['idle_cpu_pct']:.2f} % of a core"
+        f"greenmeter: background CPU with {N_GPUS} GPUs, no boundary: steady power "
+        f"{gm['idle_cpu_pct']:.2f} % of a core, power moving every 30 ms "
+        f"{gm['moving_cpu_pct']:.2f} %"
     )
     print(
         f"for scale: a thread waking 10 times a second to do nothing: "

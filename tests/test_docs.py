@@ -342,6 +342,8 @@ def test_methodology_constants_match_the_code() -> None:
         (EMBODIED_DEFAULTS["gpu"].lifetime_h == 6 * 365 * 24.0, "both over 6 years"),
         (tracker.ACTIVE_POWER_PERIOD_S == 0.05, "every 50 ms while boundaries come"),
         (tracker.IDLE_POWER_PERIOD_S == 0.1, "and every 100 ms between them"),
+        (tracker.STEADY_POWER_PERIOD_S == 0.4, "up to every 400 ms"),
+        (tracker._STEADY_SHARE == 0.05 and tracker._STEADY_W == 1.0, "within 5 % or 1 W"),
         (tracker._SLOW_POWER_CALL_S == 0.001, "A call held up past 1 ms is made again"),
         (tracker.ACTIVE_HOLD_S == 1.0, "(one in the last second, or someone waiting"),
         (tracker._PRE_READ_EVERY == 4, "one update in four (every update while"),

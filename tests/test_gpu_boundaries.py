@@ -37,10 +37,12 @@ from greenmeter.report.confidence import ComponentFacts, phase_confidence
 from greenmeter.sensors import nvml
 
 
-def _run(steps, n_gpus=8, instant=True, bursty=False):  # type: ignore[no-untyped-def]
+def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  # type: ignore[no-untyped-def]
+    """Phases of the durations in ``steps`` on a trace of those powers (or of ``rows``);
+    ``probe(sensor, t0)`` is called at each phase's end, before the boundary."""
     t0 = time.monotonic() + 0.6
-    rows = []
-    for d, p in steps:
+    given, rows = rows, []
+    for d, p in steps if given is None else ():
         if bursty:  # 30 ms bursts inside each phase
             k = 0
             left = d
@@ -51,7 +53,7 @@ def _run(steps, n_gpus=8, instant=True, bursty=False):  # type: ignore[no-untype
                 k += 1
         else:
             rows.append((d, p))
-    trace = PowerTrace(rows, t0=t0, repeat=False)
+    trace = PowerTrace(given or rows, t0=t0, repeat=False)
     gpus = [
         FakeGpu(trace, counter_step_s=0.1, call_latency_s=0.0025, instant_field=instant)
         for _ in range(n_gpus)
@@ -74,6 +76,8 @@ def _run(steps, n_gpus=8, instant=True, bursty=False):  # type: ignore[no-untype
             start = h._state.open_since
             t += d
             wait_until(t)
+            if probe is not None:
+                probe(sensor, t0)
             c = time.perf_counter()
             meter.exit(h)
             costs.append((b - a) + (time.perf_counter() - c))
@@ -200,3 +204,51 @@ def test_long_phases_after_quiet_stretches() -> None:
             truth = fake.energy_j(k, a, b)
             err = abs(p.energy_j[cid] - truth)
             assert err <= p.energy_bound_j[cid] + 1e-3, (name, k, err, p.energy_bound_j[cid])
+
+
+def _power_instants(sensor, t0: float, since: float) -> list[float]:  # type: ignore[no-untyped-def]
+    """Instants (s after ``t0``) of the first board's instant-power samples after ``since``."""
+    track = sensor.tracker.track(sensor.components()[0].id)
+    return [t - t0 for t in list(track._pt) if t - t0 > since]
+
+
+def test_the_sampler_slows_on_steady_power_and_keeps_pace_with_moving_power() -> None:
+    # one 4.2 s phase: 2.7 s of steady power, then power that moves every 30 ms
+    moving = [(0.03, 60.0 * (1 + k % 5)) for k in range(50)]
+    seen: dict[str, list[float]] = {}
+
+    def probe(sensor, t0: float) -> None:  # type: ignore[no-untyped-def]
+        seen["all"] = _power_instants(sensor, t0, 0.0)
+
+    fake, ids, snap, spans, _costs, _meter = _run(
+        [(4.2, 0.0)], n_gpus=2, rows=[(2.7, 150.0), *moving], probe=probe
+    )
+    steady = [t for t in seen["all"] if 1.5 <= t <= 2.7]
+    busy = [t for t in seen["all"] if 3.0 <= t <= 4.2]
+    steady_gaps = [b - a for a, b in itertools.pairwise(steady)]
+    busy_gaps = [b - a for a, b in itertools.pairwise(busy)]
+    # steady: the period has doubled up to its cap; moving: every 100 ms again
+    assert statistics.median(steady_gaps) >= 0.3, steady
+    assert statistics.median(busy_gaps) <= 0.15, busy
+    errs, _phases = _errors(fake, ids, snap, spans)
+    assert max(errs["p0"]) <= 0.005, errs
+
+
+def test_power_that_moves_just_before_a_boundary_after_steady_power_stays_in_bound() -> None:
+    # after the boundary at 0.5 s the sampler is active for 1 s, then slows down on steady
+    # power: samples near 1.5, 1.7, 2.1, 2.5 and 2.9 s. The power steps at 2.93 s, 40 ms
+    # before the boundary at 2.97 s and inside the counter step that holds it (the fake's
+    # counter updates every 100 ms from the trace's start): no sample before the boundary
+    # sees the step, so the placement is off (about 5 J) and the reported bound must hold it
+    steps = [(0.5, 0.0), (2.47, 0.0), (1.0, 0.0)]
+    rows = [(0.5, 300.0), (2.43, 150.0), (1.04, 400.0)]
+    fake, ids, snap, spans, _costs, _meter = _run(steps, n_gpus=4, rows=rows)
+    _errs, phases = _errors(fake, ids, snap, spans)
+    for name, a, b in spans[1:]:
+        p = phases[name]
+        assert not p.provisional
+        for k, cid in enumerate(ids):
+            err = abs(p.energy_j[cid] - fake.energy_j(k, a, b))
+            assert err <= p.energy_bound_j[cid] + 1e-3, (name, k, err, p.energy_bound_j[cid])
+            # what moves between the two phases is at most the step times the lead
+            assert err <= (400.0 - 150.0) * 0.04 + 1.0, (name, k, err)

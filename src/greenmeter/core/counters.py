@@ -68,7 +68,7 @@ class Counters:
         #: Trackers of deferred components, and the ids each covers.
         self.trackers: list[Any] = []
         deferred: list[str] = []
-        self._skip: set[int] = set()  # plan entries a boundary does not read at all
+        skip: set[int] = set()  # plan entries a boundary does not read at all
         for i, s in enumerate(self.sensors):
             inner = getattr(s, "inner", s)
             tracker = getattr(inner, "tracker", None)
@@ -78,7 +78,9 @@ class Counters:
             self.trackers.append(tracker)
             deferred.extend(tracker.ids)
             if set(self._plan[i][1]) <= set(tracker.ids):
-                self._skip.add(i)
+                skip.add(i)
+        #: What a boundary reads: the plan less the sensors a tracker covers.
+        self._boundary_plan = [e for i, e in enumerate(self._plan) if i not in skip]
         self.deferred_ids: frozenset[str] = frozenset(deferred)
         self.immediate_ids: tuple[str, ...] = tuple(c for c in ids if c not in self.deferred_ids)
         self._baseline: dict[str, float] = {}
@@ -143,11 +145,8 @@ class Counters:
     def _raw(self, now: float, boundary: bool = False) -> tuple[dict[str, float], frozenset[str]]:
         raw: dict[str, float] = {}
         stale: set[str] | None = None
-        skip = self._skip if boundary else ()
         deferred = self.deferred_ids if boundary else ()
-        for i, (sensor, own, bounded) in enumerate(self._plan):
-            if i in skip:
-                continue
+        for sensor, own, bounded in self._boundary_plan if boundary else self._plan:
             try:
                 if bounded:
                     values, fresh = sensor.read_fresh(now)  # type: ignore[attr-defined]

@@ -10,7 +10,11 @@ Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machi
 * one *sampler* thread takes the instant power of every board in one wake-up (a cheap
   call, :mod:`greenmeter.sensors.nvml_power`): right after each boundary, every
   ``ACTIVE_POWER_PERIOD_S`` while boundaries come, every ``IDLE_POWER_PERIOD_S``
-  otherwise (the stretch before a boundary that ends a long quiet phase is sampled too);
+  otherwise (the stretch before a boundary that ends a long quiet phase is sampled too),
+  and while no board's power moves that idle period doubles at each wake-up up to
+  ``STEADY_POWER_PERIOD_S``: steady power needs few samples, and the first one that
+  moved brings the period back (a step just before a boundary that no sample saw is
+  held in the figure's error bound);
 * one *reader* thread per board reads its energy counter (a slow call: 2-6 ms on an
   H200), so a slow board never delays another. While boundaries are pending (a
   boundary in the last ``ACTIVE_HOLD_S``, or someone waiting for exact figures) a reader
@@ -76,6 +80,14 @@ ACTIVE_POWER_PERIOD_S = 0.05
 #: boundary, however long the quiet before it, is sampled; half as often, since each
 #: wake-up is most of the tracker's background CPU.
 IDLE_POWER_PERIOD_S = 0.1
+#: While no boundary is pending and no board's power moves, the idle period doubles at
+#: each wake-up up to this (s); the first sample that moved brings it back to
+#: ``IDLE_POWER_PERIOD_S``.
+STEADY_POWER_PERIOD_S = 0.4
+#: A board's power "moved" when a sample differs from its previous one by more than this
+#: share of it, or by more than ``_STEADY_W`` watts, whichever is more.
+_STEADY_SHARE = 0.05
+_STEADY_W = 1.0
 #: Uncertainty of the instants taken around a counter read (s): the interpreter's own
 #: work between the clock reading and the driver call, on either side.
 _READ_STAMP_S = 0.00005
@@ -154,6 +166,8 @@ class _Reader:
         #: stretch, someone waiting, or stop).
         self.kick = threading.Event()
         self.power = InstantPower(nv, spec.handle) if spec.has_instant else None
+        #: The latest instant power taken (W; the sampler's own, to see it move).
+        self.last_power_w: float | None = None
         self.thread = threading.Thread(
             target=self._run, name=f"greenmeter-nvml-{spec.component_id[-8:]}", daemon=True
         )
@@ -369,7 +383,6 @@ class GpuTracker:
         self._nv = nvml
         self._stop = threading.Event()
         self._marks: list[float] = []
-        self._marks_lock = threading.Lock()
         #: Readers follow every update until this instant (monotonic s).
         self._active_until = 0.0
         self._waiters = 0
@@ -428,11 +441,13 @@ class GpuTracker:
 
     def mark(self, t: float) -> None:
         """A phase boundary at ``t``: record it; the sampler takes instant power right
-        after it (O(1) on the caller's thread: an append and a lock release)."""
+        after it (O(1) on the caller's thread: an append and a lock release).
+
+        Calls are serialised by the caller (the meter marks under its own lock, in time
+        order); the threads here only read the list, and trim its old end."""
         marks = self._marks
-        with self._marks_lock:
-            if not marks or t > marks[-1]:
-                marks.append(t)
+        if not marks or t > marks[-1]:
+            marks.append(t)
         try:
             self._marked.release()
         except RuntimeError:  # already released: a wake-up is pending
@@ -442,7 +457,10 @@ class GpuTracker:
         for r in self._readers.values():
             r.kick.set()
 
-    def _sample_all(self) -> None:
+    def _sample_all(self) -> bool:
+        """Instant power of every live board; True when one moved since its last sample
+        (or has none)."""
+        moved = False
         for r in self._readers.values():
             power = r.power
             if power is None or r.dead:
@@ -456,13 +474,19 @@ class GpuTracker:
                 t_b = time.monotonic()
                 if again or t_b - t_a <= _SLOW_POWER_CALL_S:
                     r.track.add_power(t_a, p, t_b)
+                    last = r.last_power_w
+                    r.last_power_w = p
+                    if last is None or abs(p - last) > max(_STEADY_W, _STEADY_SHARE * last):
+                        moved = True
                     break
+        return moved
 
     def _sample_power(self) -> None:
         """The sampler thread: instant power of every board after each boundary and
         periodically; wakes the readers on the first boundary after a quiet stretch."""
         marked, stop = self._marked, self._stop
         due = time.monotonic()
+        idle_period = IDLE_POWER_PERIOD_S
         while not stop.is_set():
             got = marked.acquire(timeout=max(0.0, due - time.monotonic()))
             if stop.is_set():
@@ -473,8 +497,12 @@ class GpuTracker:
                 self._active_until = now + ACTIVE_HOLD_S
                 if quiet:
                     self._wake_readers()
-            self._sample_all()
-            period = ACTIVE_POWER_PERIOD_S if self._is_active() else IDLE_POWER_PERIOD_S
+            moved = self._sample_all()
+            if self._is_active() or moved:
+                idle_period = IDLE_POWER_PERIOD_S
+            else:
+                idle_period = min(2.0 * idle_period, STEADY_POWER_PERIOD_S)
+            period = ACTIVE_POWER_PERIOD_S if self._is_active() else idle_period
             due = time.monotonic() + period
 
     def ready(self, t: float) -> bool:
