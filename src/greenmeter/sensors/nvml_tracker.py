@@ -40,7 +40,7 @@ its counter resumes from the held figure, on a fresh record: the energy drawn wh
 was down is left out, never estimated. A lost board (``NVML_ERROR_GPU_IS_LOST``) or any
 other error stays down.
 
-Size: about 540 lines: the per-board counter readers and the shared instant-power
+Size: about 570 lines: the per-board counter readers and the shared instant-power
 sampler share one schedule (when a boundary is pending, when to read before an update),
 so they are kept together; the arithmetic on what they read is in ``placement``.
 """
