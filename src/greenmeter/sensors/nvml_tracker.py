@@ -5,7 +5,7 @@ lock release); the energy at that instant is resolved later from each board's
 :class:`~greenmeter.sensors.placement.Track` (counter updates and instant-power
 samples), see :mod:`greenmeter.sensors.placement`.
 
-Threads and wake-ups (each costs about 30 microseconds of CPU on a virtual machine):
+Threads and wake-ups (each costs 30-90 microseconds of CPU on a virtual machine):
 
 * one *sampler* thread takes the instant power of every board in one wake-up (a cheap
   call, :mod:`greenmeter.sensors.nvml_power`): right after each boundary, every
@@ -498,11 +498,12 @@ class GpuTracker:
                 if quiet:
                     self._wake_readers()
             moved = self._sample_all()
-            if self._is_active() or moved:
+            active = self._is_active()
+            if active or moved:
                 idle_period = IDLE_POWER_PERIOD_S
             else:
                 idle_period = min(2.0 * idle_period, STEADY_POWER_PERIOD_S)
-            period = ACTIVE_POWER_PERIOD_S if self._is_active() else idle_period
+            period = ACTIVE_POWER_PERIOD_S if active else idle_period
             due = time.monotonic() + period
 
     def ready(self, t: float) -> bool:
