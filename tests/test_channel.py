@@ -376,9 +376,14 @@ def test_phases_of_a_process_that_died_are_closed_by_the_liveness_check(tmp_path
         )
         died = time.monotonic()
         assert out.returncode == 0, out.stderr
-        _wait_for(lambda: not meter.snapshot().phases[-1].open, timeout_s=3.0)
-        dying = meter.snapshot().phases[-1]
-        assert dying.path == ("dying",)
+
+        # the parent applies the child's events on a thread of its own: wait until the
+        # phase the child left open has arrived, then until it is closed
+        def dying_phase():
+            return next((p for p in meter.snapshot().phases if p.path == ("dying",)), None)
+
+        _wait_for(lambda: (ph := dying_phase()) is not None and not ph.open, timeout_s=3.0)
+        dying = dying_phase()
         assert dying.last_end_mono - died < 0.5
         assert server.applier.closed_at_exit == 1
     meter.stop()
