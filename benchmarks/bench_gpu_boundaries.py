@@ -29,6 +29,7 @@ STEP_S = 0.1
 LATENCY_S = 0.0025
 PHASES = [(1.0, 300.0), (0.05, 150.0), (1.0, 220.0), (0.05, 450.0), (1.0, 120.0)] * 3
 COST_PAIRS = 200
+SLOW_PAIRS = 60  # pairs 50 ms apart
 PEERS_PYTHON = os.environ.get("GREENMETER_PEERS_PYTHON", "/root/peers/bin/python")
 
 
@@ -97,6 +98,7 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
         return (opened[id(h)], h._state.record.last_end_mono)
 
     spans, costs = run_phases(begin, end, t0)
+    pair_slow = pair_costs(meter, SLOW_PAIRS, 0.05)  # 50 ms apart: colder still
     snap = meter.stop()
     sensor.close()
     phases = {p.path[0]: p for p in snap.phases}
@@ -115,6 +117,7 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
         "pair_median_ms": statistics.median(pair) * 1e3,
         "pair_busy_median_ms": statistics.median(pair_busy) * 1e3,
         "pair_hot_median_ms": statistics.median(pair_hot) * 1e3,
+        "pair_slow_median_ms": statistics.median(pair_slow) * 1e3,
         "phase_median_ms": statistics.median(costs) * 1e3,
         "errs": errs,
         "totals": totals,
@@ -194,14 +197,16 @@ def pair_costs(meter, n: int, apart_s: float, busy: bool = False) -> list[float]
     return out
 
 
-def bare_meter_pair_ms() -> float:
-    """Median enter+exit (ms), 5 ms apart, of a meter with no sensor at all: what the
-    phase bookkeeping alone costs on this machine when its code has gone cold."""
+def bare_meter_pair_ms() -> tuple[float, float]:
+    """Median enter+exit (ms), 5 ms and 50 ms apart, of a meter with no sensor at all:
+    what the phase bookkeeping alone costs on this machine when its code has gone cold."""
     from greenmeter.core.meter import Meter
 
     meter = Meter([], sample_interval_s=0.1).start()
     try:
-        return statistics.median(pair_costs(meter, COST_PAIRS, 0.005)) * 1e3
+        near = statistics.median(pair_costs(meter, COST_PAIRS, 0.005)) * 1e3
+        far = statistics.median(pair_costs(meter, SLOW_PAIRS, 0.05)) * 1e3
+        return near, far
     finally:
         meter.stop()
 
@@ -273,11 +278,13 @@ def main() -> None:
         f"greenmeter: enter+exit median {gm['pair_median_ms']:.3f} ms (pairs 5 ms apart), "
         f"{gm['pair_busy_median_ms']:.3f} ms (5 ms apart, the thread computing in between), "
         f"{gm['pair_hot_median_ms']:.3f} ms (back to back), "
+        f"{gm['pair_slow_median_ms']:.3f} ms (50 ms apart), "
         f"{gm['phase_median_ms']:.3f} ms (at power changes)"
     )
+    near, far = bare_meter_pair_ms()
     print(
-        f"for scale: a meter with no sensor, pairs 5 ms apart: {bare_meter_pair_ms():.3f} ms "
-        "(the machine's cost of running the phase bookkeeping after a pause)"
+        f"for scale: a meter with no sensor, pairs 5 ms apart: {near:.3f} ms, 50 ms apart: "
+        f"{far:.3f} ms (the machine's cost of running the phase bookkeeping after a pause)"
     )
     print(
         f"greenmeter: |error| per board, phases >= 1 s: median {g[0]:.3f} %, max {g[1]:.3f} %; "

@@ -81,6 +81,8 @@ class Counters:
                 skip.add(i)
         #: What a boundary reads: the plan less the sensors a tracker covers.
         self._boundary_plan = [e for i, e in enumerate(self._plan) if i not in skip]
+        #: A boundary reads no sensor: it only marks its instant on the trackers.
+        self.marks_only = not self._boundary_plan
         self.deferred_ids: frozenset[str] = frozenset(deferred)
         self.immediate_ids: tuple[str, ...] = tuple(c for c in ids if c not in self.deferred_ids)
         self._baseline: dict[str, float] = {}

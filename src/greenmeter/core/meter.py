@@ -64,6 +64,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LIVE: weakref.WeakSet[Meter] = weakref.WeakSet()
 
+#: The phase kinds as a set: one hash lookup per boundary instead of a scan.
+_KIND_SET: frozenset[str] = frozenset(PHASE_KINDS)
+
 
 Discover = Callable[[], tuple[Sequence[Sensor], Sequence[Unavailable]]]
 
@@ -283,12 +286,14 @@ class Meter:
         if len(name) > MAX_NAME_CHARS:
             name = self._shortened(name)
         if kind is None:
-            kind = name if name in PHASE_KINDS else "custom"
-        elif kind not in PHASE_KINDS:
+            kind = name if name in _KIND_SET else "custom"
+        elif kind not in _KIND_SET:
             raise ValueError(f"unknown phase kind {kind!r}; expected one of {list(PHASE_KINDS)}")
         if not self._started or (self._stopped and not self._inert):
             self._check_running()  # raises the right error
-        stack = self._stack()
+        stack = getattr(self._tls, "stack", None)  # inline: this path runs per boundary
+        if stack is None:
+            stack = self._stack()
         if isinstance(parent, tuple):
             if not all(isinstance(p, str) and p and "/" not in p for p in parent):
                 raise ValueError(f"parent path must be a tuple of phase names, got {parent!r}")
@@ -301,10 +306,13 @@ class Meter:
             return InertHandle(self, (*parent_path, name))
         if self._sync_hooks:
             self._run_sync_hooks()
+        book = self._book
+        path = (*parent_path, name)
         with self._lock:
             now = time.monotonic()  # inside the lock: boundaries are ordered in time
-            path = self._book.path_for(parent_path, name)
-            state = self._book.open(path, kind, now, self._boundary)
+            if path not in book.states:
+                path = book.path_for(parent_path, name)  # a new path: bounds apply
+            state = book.open(path, kind, now, self._boundary)
         handle = PhaseHandle(self, state)
         stack.append(handle)
         if self._listeners or self._observers.active:
@@ -318,8 +326,12 @@ class Meter:
         if handle._closed:
             return
         handle._closed = True
-        stack = self._stack()
-        if handle in stack:
+        stack = getattr(self._tls, "stack", None)
+        if stack is None:
+            stack = self._stack()
+        if stack and stack[-1] is handle:
+            stack.pop()
+        elif handle in stack:
             stack.remove(handle)
         if self._inert or isinstance(handle, InertHandle):
             return
@@ -573,8 +585,13 @@ class Meter:
 
         The caller holds the lock.
         """
-        assert self._counters is not None
-        reading = self._counters.read(now, boundary=True)
+        counters = self._counters
+        assert counters is not None
+        if counters.marks_only:  # every sensor is deferred (GPUs), or there is none
+            for tracker in counters.trackers:
+                tracker.mark(now)
+            return {}, True
+        reading = counters.read(now, boundary=True)
         return self._totals.resolve(reading), not reading.stale
 
     def _on_reading(self, reading: Reading) -> None:

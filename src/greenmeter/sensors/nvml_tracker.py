@@ -448,10 +448,12 @@ class GpuTracker:
         marks = self._marks
         if not marks or t > marks[-1]:
             marks.append(t)
-        try:
-            self._marked.release()
-        except RuntimeError:  # already released: a wake-up is pending
-            pass
+        marked = self._marked
+        if marked.locked():  # else a wake-up is pending already
+            try:
+                marked.release()
+            except RuntimeError:  # released meanwhile by close()
+                pass
 
     def _wake_readers(self) -> None:
         for r in self._readers.values():
