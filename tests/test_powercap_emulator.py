@@ -142,6 +142,30 @@ def test_true_energy_is_the_trace_integral(rapl_tree: EmulatedPowercap) -> None:
     assert rapl_tree.true_energy_j("uncore-0", t_a, t_b) == pytest.approx(0.1 * p0)
 
 
+def test_published_instant_says_how_old_the_counters_are(rapl_tree: EmulatedPowercap) -> None:
+    path = rapl_tree.energy_path("package-0")
+    time.sleep(0.05)
+    assert 0.0 <= time.monotonic() - rapl_tree.published_mono() < 0.05
+    # the updater held up (as a busy machine does): the counters stop, and the published
+    # instant says since when
+    pid = rapl_tree.updater_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.02)  # a tick under way when stopped has finished
+        held = rapl_tree.published_mono()
+        v1 = _read(path)
+        time.sleep(0.1)
+        assert rapl_tree.published_mono() == held and _read(path) == v1
+        assert time.monotonic() - held >= 0.1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(0.05)
+    after = rapl_tree.published_mono()
+    assert after > held and time.monotonic() - after < 0.05
+    assert _read(path) != v1
+
+
 def test_nested_traces_must_stay_inside_the_package() -> None:
     pkg = PowerTrace([(0.5, 50.0), (0.5, 10.0)])
     core = PowerTrace([(0.5, 30.0), (0.5, 30.0)], t0=pkg.t0)  # 30 W > 10 W in step 2

@@ -79,7 +79,7 @@ def test_energy_matches_trace_integral_across_wraps(rapl_tree: EmulatedPowercap,
     readings: list[tuple[float, dict[str, float]]] = []
     with poller(sensor, sensor.poll_interval_s):
         for _ in range(11):  # instants 0.25 s apart over 2.5 s
-            readings.append(timed_read(sensor))
+            readings.append(timed_read(sensor, tree=rapl_tree))
             time.sleep(0.25)
     wraps = sensor.wrap_counts()
     sensor.close()
@@ -116,9 +116,9 @@ def test_many_wraps_lose_nothing(make_powercap, poller) -> None:
     codes = {w.code for w in sensor.drain_warnings()}
     assert "rapl.range_small" in codes  # 30 J / (4 x 300 W) is under the 50 ms floor
     with poller(sensor, 0.01):  # poll faster than the floor, as a test may
-        t_a, e_a = timed_read(sensor)
+        t_a, e_a = timed_read(sensor, tree=pc)
         time.sleep(4.0)
-        t_b, e_b = timed_read(sensor)
+        t_b, e_b = timed_read(sensor, tree=pc)
     wraps = sensor.wrap_counts()
     assert {w.code for w in sensor.drain_warnings()} <= {"rapl.range_small"}
     sensor.close()
@@ -159,13 +159,13 @@ def test_counter_reset_is_flagged_not_counted_as_a_wrap(make_powercap, poller) -
     )
     sensor = _probe(pc.root)
     with poller(sensor, sensor.poll_interval_s):
-        t_a, e_a = timed_read(sensor)
+        t_a, e_a = timed_read(sensor, tree=pc)
         time.sleep(0.6)
         t_before = time.monotonic()
         sensor.read(t_before)  # last read before the reset
         t_reset = pc.reset_counter("package-0")  # 500 J -> 0: a wrap would add 500 J
         time.sleep(0.6)
-        t_b, e_b = timed_read(sensor)
+        t_b, e_b = timed_read(sensor, tree=pc)
     warnings = sensor.drain_warnings()
     resets = [w for w in warnings if w.code == "rapl.counter_reset"]
     assert len(resets) == 1 and resets[0].component_id == "rapl:package-0"
@@ -186,13 +186,13 @@ def test_counter_reset_is_flagged_not_counted_as_a_wrap(make_powercap, poller) -
 def test_zone_removal_degrades_only_that_component(rapl_tree: EmulatedPowercap, poller) -> None:
     sensor = _probe(rapl_tree.root)
     with poller(sensor, sensor.poll_interval_s):
-        t_a, e_a = timed_read(sensor)
+        t_a, e_a = timed_read(sensor, tree=rapl_tree)
         time.sleep(0.3)
         rapl_tree.remove_zone("dram-1")
         time.sleep(0.3)  # at least one poll notices
         e_mid = sensor.read(time.monotonic())
         time.sleep(0.9)
-        t_b, e_b = timed_read(sensor)
+        t_b, e_b = timed_read(sensor, tree=rapl_tree)
     status = sensor.status()
     assert set(status) == {"rapl:dram-1"}
     assert status["rapl:dram-1"].degraded and "dram" in (status["rapl:dram-1"].reason or "")
@@ -277,9 +277,9 @@ def test_psys_is_a_separate_component(rapl_tree: EmulatedPowercap, poller) -> No
         Scope.PLATFORM,
     )
     with poller(sensor, sensor.poll_interval_s):
-        t_a, e_a = timed_read(sensor)
+        t_a, e_a = timed_read(sensor, tree=rapl_tree)
         time.sleep(1.2)
-        t_b, e_b = timed_read(sensor)
+        t_b, e_b = timed_read(sensor, tree=rapl_tree)
     sensor.close()
     psys = rapl_tree.true_energy_j("psys", t_a, t_b)
     assert (e_b["rapl:psys"] - e_a["rapl:psys"]) == pytest.approx(psys, rel=TOL)
@@ -304,9 +304,9 @@ def test_nested_zones_mmio_twins_and_dies_are_not_double_counted(make_powercap, 
     assert comps["rapl:package-0"].detail["zone_names"] == "package-0-die-0,package-0-die-1"
     assert "mmio" not in comps["rapl:package-0"].detail["zone_path"]
     with poller(sensor, sensor.poll_interval_s):
-        t_a, e_a = timed_read(sensor)
+        t_a, e_a = timed_read(sensor, tree=pc)
         time.sleep(1.2)
-        t_b, e_b = timed_read(sensor)
+        t_b, e_b = timed_read(sensor, tree=pc)
     sensor.close()
     truth = pc.true_package_energy_j(t_a, t_b)  # core + uncore + twin would be 2.7x this
     assert (e_b["rapl:package-0"] - e_a["rapl:package-0"]) == pytest.approx(truth, rel=TOL)

@@ -84,6 +84,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,9 @@ __all__ = ["DEFAULT_MAX_ENERGY_RANGE_UJ", "EmulatedPowercap", "EmulatorError"]
 DEFAULT_MAX_ENERGY_RANGE_UJ = 262_143_328_850
 
 _CONTROL = "intel-rapl"
+#: Beside ``class/`` and ``devices/``: the instant of the updater's latest tick, a
+#: native double (``time.monotonic()`` seconds), written after that tick's values.
+_PUBLISHED = ".published_mono"
 _CONTROL_MMIO = "intel-rapl-mmio"
 
 
@@ -256,6 +260,7 @@ class EmulatedPowercap:
         #: The emulated ``/sys/class/powercap`` directory: point readers here.
         self.root: Path = self.sysfs_root / "class" / "powercap"
         self._devices = self.sysfs_root / "devices" / "virtual" / "powercap"
+        self._published_fd: int | None = None
         self._zones: dict[str, _Zone] = {}
         self._removed: set[str] = set()
         self._lock = threading.Lock()
@@ -405,6 +410,7 @@ class EmulatedPowercap:
             "period_s": 1.0 / self.update_hz,
             "devices": str(self._devices),
             "owned_dir": str(self.sysfs_root) if self._owns_dir else None,
+            "published": str(self.sysfs_root / _PUBLISHED),
             "realtime": self.realtime,
             "zones": [
                 {
@@ -558,6 +564,21 @@ class EmulatedPowercap:
         self._known(zone)
         return float(self._send({"op": "readable", "zone": zone})["t"])
 
+    def published_mono(self) -> float:
+        """The instant (``time.monotonic()``, seconds) at which the updater last advanced
+        every counter not frozen; 0.0 before its first tick.
+
+        A counter read after this call shows a value of that instant or later. Tests use
+        it to tell a read that found the counters stale (the updater process was held up,
+        as on a busy machine) from a sensor error: ``t - published_mono()`` is how old
+        the values can be at ``t``.
+        """
+        fd = self._published_fd
+        if fd is None:
+            fd = self._published_fd = os.open(self.sysfs_root / _PUBLISHED, os.O_RDONLY)
+        data = os.pread(fd, 8, 0)
+        return struct.unpack("=d", data)[0] if len(data) == 8 else 0.0
+
     @property
     def updater_pid(self) -> int | None:
         """Process id of the updater (None once closed)."""
@@ -587,6 +608,9 @@ class EmulatedPowercap:
                         stream.close()
                 except OSError:
                     pass
+        if self._published_fd is not None:
+            os.close(self._published_fd)
+            self._published_fd = None
         if self._owns_dir:
             _make_all_removable(self.sysfs_root)
             shutil.rmtree(self.sysfs_root, ignore_errors=True)
@@ -630,6 +654,7 @@ def _updater_main() -> None:
     devices = Path(config["devices"])
     parent_pid = int(config["parent_pid"])
     owned_dir = config["owned_dir"]
+    published = os.open(config["published"], os.O_RDWR | os.O_CREAT, 0o644)
     class_dir = devices.parent.parent.parent / "class" / "powercap"
 
     zones: dict[str, dict[str, Any]] = {}
@@ -754,6 +779,7 @@ def _updater_main() -> None:
     now = time.monotonic()
     for z in zones.values():
         publish(z, now)
+    os.pwrite(published, struct.pack("=d", now), 0)
     reply(t=now)  # answer to the config line: the tree is live
     next_t = time.monotonic()
     ticks = 0
@@ -779,6 +805,7 @@ def _updater_main() -> None:
         now = time.monotonic()
         for z in zones.values():
             publish(z, now)
+        os.pwrite(published, struct.pack("=d", now), 0)
         ticks += 1
         if ticks % 200 == 0 and os.getppid() != parent_pid:
             orphaned = True
@@ -792,6 +819,7 @@ def _updater_main() -> None:
     for z in zones.values():
         if z["fd"] is not None:
             os.close(z["fd"])
+    os.close(published)
     if owned_dir and orphaned:
         _make_all_removable(Path(owned_dir))
         shutil.rmtree(owned_dir, ignore_errors=True)
