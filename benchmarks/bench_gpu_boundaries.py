@@ -21,7 +21,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 N_GPUS = 8
 IDLE_W = 60.0
@@ -67,6 +69,26 @@ def _cpu_share(seconds: float) -> float:
     return (time.process_time() - cpu0) / (time.monotonic() - wall0)
 
 
+def _other_threads_cpu_s() -> float | None:
+    """CPU seconds used so far by this process's threads other than the calling one
+    (Linux ``/proc``; None elsewhere)."""
+    me = threading.get_native_id()
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) == me:
+                continue
+            try:
+                fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread ended
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except OSError:
+        return None
+    return total / tick
+
+
 def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[no-untyped-def]
     from greenmeter.core.meter import Meter
     from greenmeter.sensors import nvml
@@ -97,7 +119,10 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
         meter.exit(h)
         return (opened[id(h)], h._state.record.last_end_mono)
 
+    cpu0, wall0 = _other_threads_cpu_s(), time.monotonic()
     spans, costs = run_phases(begin, end, t0)
+    cpu1, wall1 = _other_threads_cpu_s(), time.monotonic()
+    active_cpu = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)
     pair_slow = pair_costs(meter, SLOW_PAIRS, 0.05)  # 50 ms apart: colder still
     snap = meter.stop()
     sensor.close()
@@ -123,6 +148,7 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
         "totals": totals,
         "idle_cpu_pct": idle_cpu * 100,
         "moving_cpu_pct": moving_cpu * 100,
+        "active_cpu_pct": None if active_cpu is None else active_cpu * 100,
     }
 
 
@@ -296,6 +322,12 @@ def main() -> None:
         f"{gm['idle_cpu_pct']:.2f} % of a core, power moving every 30 ms "
         f"{gm['moving_cpu_pct']:.2f} %"
     )
+    if gm["active_cpu_pct"] is not None:
+        print(
+            f"greenmeter: CPU of its threads while the phases above run (boundaries every "
+            f"50 ms to 1 s, every board's counter followed): {gm['active_cpu_pct']:.2f} % "
+            "of a core"
+        )
     print(
         f"for scale: a thread waking 10 times a second to do nothing: "
         f"{wakeup_floor_pct():.3f} % of a core on this machine"
