@@ -145,15 +145,15 @@ def test_true_energy_is_the_trace_integral(rapl_tree: EmulatedPowercap) -> None:
 def test_published_instant_says_how_old_the_counters_are(rapl_tree: EmulatedPowercap) -> None:
     path = rapl_tree.energy_path("package-0")
     time.sleep(0.05)
-    assert 0.0 <= time.monotonic() - rapl_tree.published_mono() < 0.05
+    published = rapl_tree.published_mono()
+    assert 0.0 <= time.monotonic() - published < 0.25
     # the updater held up (as a busy machine does): the counters stop, and the published
     # instant says since when
     pid = rapl_tree.updater_pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:
-        time.sleep(0.02)  # a tick under way when stopped has finished
-        held = rapl_tree.published_mono()
+        held = rapl_tree.published_mono()  # stopped, perhaps inside a tick
         v1 = _read(path)
         time.sleep(0.1)
         assert rapl_tree.published_mono() == held and _read(path) == v1
@@ -162,7 +162,7 @@ def test_published_instant_says_how_old_the_counters_are(rapl_tree: EmulatedPowe
         os.kill(pid, signal.SIGCONT)
     time.sleep(0.05)
     after = rapl_tree.published_mono()
-    assert after > held and time.monotonic() - after < 0.05
+    assert after > held and time.monotonic() - after < 0.25
     assert _read(path) != v1
 
 

@@ -29,7 +29,9 @@ process (so it does not compete for the GIL with the code being measured) from a
 ``max_energy_range_uj``; a small range forces wraps. Each update writes ``value\\n`` at
 offset 0 and then truncates the file, so a reader that re-opens the file and a reader
 that keeps it open and uses ``pread(fd, n, 0)`` both see a live counter, and the first
-line is always a whole value.
+line is always a whole value. :meth:`EmulatedPowercap.published_mono` is the instant of
+the latest update, so a test can tell the updater's own lag on a busy machine from an
+error of the code under test.
 
 The exact energy drawn between two ``time.monotonic()`` instants is
 :meth:`EmulatedPowercap.true_energy_j` (the trace integral), so tests can assert
@@ -614,6 +616,8 @@ class EmulatedPowercap:
         if self._owns_dir:
             _make_all_removable(self.sysfs_root)
             shutil.rmtree(self.sysfs_root, ignore_errors=True)
+        else:
+            (self.sysfs_root / _PUBLISHED).unlink(missing_ok=True)
 
     def __enter__(self) -> EmulatedPowercap:
         return self
