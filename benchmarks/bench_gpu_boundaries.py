@@ -4,11 +4,12 @@ Every board: energy counter updating every 100 ms, one counter read taking 2.5 m
 value taken half-way), instant power fast. The power trace changes at the phase
 boundaries (1 s and 50 ms phases at different powers). Printed: median cost of one
 phase enter+exit on the training thread (pairs 5 ms apart, as Zeus's are timed, the
-thread asleep or computing in between; back to back; and, for scale, a meter with no
-sensor 5 ms apart: what the machine charges for running the bookkeeping's code after a
-pause), per-board GPU energy error against the trace's exact integral, run totals against
-the truth, background CPU of the readers and samplers with no boundary (steady power,
-then power moving every 30 ms), and the greenmeter/Zeus ratios.
+thread asleep or computing in between; back to back; 50 ms apart; and, for scale, a meter
+with no sensor 5 and 50 ms apart: what the machine charges for running the bookkeeping's
+code after a pause), per-board GPU energy error against the trace's exact integral, run
+totals against the truth, background CPU of the readers and samplers with no boundary
+(steady power, then power moving every 30 ms), the CPU of greenmeter's threads while the
+phases run, and the greenmeter/Zeus ratios.
 
 Run: ``.venv/bin/python benchmarks/bench_gpu_boundaries.py`` (Zeus runs under
 ``/root/peers/bin/python`` when it is installed there; otherwise a note says so).

@@ -37,13 +37,11 @@ from greenmeter.report.confidence import ComponentFacts, phase_confidence
 from greenmeter.sensors import nvml
 
 
-def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  # type: ignore[no-untyped-def]
-    """Phases of the durations in ``steps`` on a trace of those powers (or of ``rows``);
-    ``probe(sensor, t0)`` is called at each phase's end, before the boundary."""
-    t0 = time.monotonic() + 0.6
-    given, rows = rows, []
-    for d, p in steps if given is None else ():
-        if bursty:  # 30 ms bursts inside each phase
+def _rows(steps, bursty: bool) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """Trace rows of the phases' powers, as 30 ms bursts inside each phase with ``bursty``."""
+    rows = []
+    for d, p in steps:
+        if bursty:
             k = 0
             left = d
             while left > 1e-9:
@@ -53,7 +51,16 @@ def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  #
                 k += 1
         else:
             rows.append((d, p))
-    trace = PowerTrace(given or rows, t0=t0, repeat=False)
+    return rows
+
+
+def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  # type: ignore[no-untyped-def]
+    """Phases of the durations in ``steps`` on a trace of those powers (or of ``rows``);
+    ``probe(sensor, t0)`` is called at each phase's end, before the boundary."""
+    t0 = time.monotonic() + 0.6
+    if rows is None:
+        rows = _rows(steps, bursty)
+    trace = PowerTrace(rows, t0=t0, repeat=False)
     gpus = [
         FakeGpu(trace, counter_step_s=0.1, call_latency_s=0.0025, instant_field=instant)
         for _ in range(n_gpus)
