@@ -33,6 +33,8 @@ LATENCY_S = 0.0025
 PHASES = [(1.0, 300.0), (0.05, 150.0), (1.0, 220.0), (0.05, 450.0), (1.0, 120.0)] * 3
 COST_PAIRS = 200
 SLOW_PAIRS = 60  # pairs 50 ms apart
+#: Each no-boundary CPU window (s): two of the readers' quiet read periods.
+IDLE_WINDOW_S = 8.0
 PEERS_PYTHON = os.environ.get("GREENMETER_PEERS_PYTHON", "/root/peers/bin/python")
 
 
@@ -63,31 +65,96 @@ def run_phases(begin, end, t0):  # type: ignore[no-untyped-def]
     return spans, costs
 
 
-def _cpu_share(seconds: float) -> float:
-    """Share of a core this process used over the next ``seconds`` (asleep meanwhile)."""
+def _quiet_window(tracker, seconds: float) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """CPU of this process (% of a core) over the next ``seconds``, asleep meanwhile,
+    with the counter reads and instant-power rounds per second made in that time."""
+    calls0, rounds0 = tracker.calls(), tracker.power_rounds
     cpu0, wall0 = time.process_time(), time.monotonic()
     time.sleep(seconds)
-    return (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    wall = time.monotonic() - wall0
+    return (
+        100 * (time.process_time() - cpu0) / wall,
+        (tracker.calls() - calls0) / wall,
+        (tracker.power_rounds - rounds0) / wall,
+    )
+
+
+def _thread_cpu_s(tid: str) -> float:
+    """CPU seconds used so far by one thread of this process (Linux ``/proc``)."""
+    try:  # nanoseconds on the CPU, where the kernel keeps them
+        return int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _other_threads_cpu_s() -> float | None:
     """CPU seconds used so far by this process's threads other than the calling one
     (Linux ``/proc``; None elsewhere)."""
     me = threading.get_native_id()
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     try:
-        for tid in os.listdir("/proc/self/task"):
-            if int(tid) == me:
-                continue
-            try:
-                fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # the thread ended
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+        tids = os.listdir("/proc/self/task")
     except OSError:
         return None
-    return total / tick
+    for tid in tids:
+        if int(tid) == me:
+            continue
+        try:
+            total += _thread_cpu_s(tid)
+        except OSError:
+            continue  # the thread ended
+    return total
+
+
+def bare_calls_cpu_pct(reads_per_s: float, rounds_per_s: float, seconds: float) -> float | None:
+    """CPU (% of a core) of threads that make the same driver calls as greenmeter's, at
+    the same rates, with nothing else done: one thread per board waking ``reads_per_s``
+    times a second (all boards together) for a counter read, one thread waking
+    ``rounds_per_s`` times a second for every board's instant power. What those
+    wake-ups and calls cost on this machine, whatever records them. None off Linux."""
+    import pynvml as nv
+
+    from greenmeter.sensors.nvml_power import InstantPower
+
+    nv.nvmlInit()
+    handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(N_GPUS)]
+    powers = [InstantPower(nv, h) for h in handles]
+    stop = threading.Event()
+
+    def reader(h) -> None:  # type: ignore[no-untyped-def]
+        period = N_GPUS / reads_per_s if reads_per_s > 0 else 3600.0
+        while not stop.wait(period):
+            time.monotonic()
+            nv.nvmlDeviceGetTotalEnergyConsumption(h)
+            time.monotonic()
+
+    def sampler() -> None:
+        period = 1.0 / rounds_per_s if rounds_per_s > 0 else 3600.0
+        while not stop.wait(period):
+            for p in powers:
+                time.monotonic()
+                p.read_w()
+                time.monotonic()
+
+    threads = [threading.Thread(target=reader, args=(h,)) for h in handles]
+    threads.append(threading.Thread(target=sampler))
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    try:
+        ids = [str(t.native_id) for t in threads]
+        cpu0, wall0 = sum(map(_thread_cpu_s, ids)), time.monotonic()
+        time.sleep(seconds)
+        cpu1, wall1 = sum(map(_thread_cpu_s, ids)), time.monotonic()
+    except OSError:
+        return None
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        nv.nvmlShutdown()
+    return 100 * (cpu1 - cpu0) / (wall1 - wall0)
 
 
 def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[no-untyped-def]
@@ -101,14 +168,10 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
     time.sleep(1.5)  # start-up: first reads, the start boundary's active second
     # no boundary: background CPU of the readers and the samplers, steady power and then
     # power moving every 30 ms
-    idle_cpu = _cpu_share(3.0)
+    tracker = sensor.tracker
+    idle = _quiet_window(tracker, IDLE_WINDOW_S)
     _wait_until(t_moving + 0.3)
-    moving_cpu = _cpu_share(3.0)
-    # boundary cost over many short phases, 5 ms apart (as Zeus's below, the thread
-    # asleep or busy in between) and back to back
-    pair = pair_costs(meter, COST_PAIRS, 0.005)
-    pair_busy = pair_costs(meter, COST_PAIRS, 0.005, busy=True)
-    pair_hot = pair_costs(meter, 10 * COST_PAIRS, 0.0)
+    moving = _quiet_window(tracker, IDLE_WINDOW_S)
     opened: dict[int, float] = {}
 
     def begin(name: str):  # type: ignore[no-untyped-def]
@@ -120,13 +183,25 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
         meter.exit(h)
         return (opened[id(h)], h._state.record.last_end_mono)
 
+    calls0, rounds0 = tracker.calls(), tracker.power_rounds
     cpu0, wall0 = _other_threads_cpu_s(), time.monotonic()
     spans, costs = run_phases(begin, end, t0)
     cpu1, wall1 = _other_threads_cpu_s(), time.monotonic()
     active_cpu = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)
+    reads_per_s = (tracker.calls() - calls0) / (wall1 - wall0)
+    rounds_per_s = (tracker.power_rounds - rounds0) / (wall1 - wall0)
+    # boundary cost over many short phases, 5 ms apart (as Zeus's below, the thread
+    # asleep or busy in between) and back to back; after the phases above, so that the
+    # CPU figure there holds no resolution of these thousands of boundaries
+    pair = pair_costs(meter, COST_PAIRS, 0.005)
+    pair_busy = pair_costs(meter, COST_PAIRS, 0.005, busy=True)
+    pair_hot = pair_costs(meter, 10 * COST_PAIRS, 0.0)
     pair_slow = pair_costs(meter, SLOW_PAIRS, 0.05)  # 50 ms apart: colder still
     snap = meter.stop()
     sensor.close()
+    bare_cpu = bare_calls_cpu_pct(reads_per_s, rounds_per_s, IDLE_WINDOW_S)
+    idle_bare = bare_calls_cpu_pct(idle[1], idle[2], IDLE_WINDOW_S)
+    moving_bare = bare_calls_cpu_pct(moving[1], moving[2], IDLE_WINDOW_S)
     phases = {p.path[0]: p for p in snap.phases}
     errs = []
     for name, _a, _b, (a, b) in spans:
@@ -147,9 +222,12 @@ def greenmeter_side(fake, t0: float, t_moving: float) -> dict:  # type: ignore[n
         "phase_median_ms": statistics.median(costs) * 1e3,
         "errs": errs,
         "totals": totals,
-        "idle_cpu_pct": idle_cpu * 100,
-        "moving_cpu_pct": moving_cpu * 100,
+        "idle": (*idle, idle_bare),
+        "moving": (*moving, moving_bare),
         "active_cpu_pct": None if active_cpu is None else active_cpu * 100,
+        "reads_per_s": reads_per_s,
+        "rounds_per_s": rounds_per_s,
+        "bare_cpu_pct": bare_cpu,
     }
 
 
@@ -273,13 +351,18 @@ def main() -> None:
     from greenmeter.testing.fake_nvml import FakeGpu, FakeNvml
 
     t_start = time.monotonic()
-    t_moving = t_start + 5.5
-    trace_t0 = t_start + 13.0
+    steady_s = 1.5 + IDLE_WINDOW_S + 1.5  # start-up, the window, and a margin
+    moving_s = IDLE_WINDOW_S + 0.5
+    t_moving = t_start + steady_s
     # the boards idle at 60 W until the phases begin (a board's counter always moves),
-    # but for 3.5 s from t_moving where their power moves every 30 ms
-    moving = [(0.03, IDLE_W * (1 + k % 5)) for k in range(117)]
+    # but for moving_s from t_moving where their power moves every 30 ms
+    moving = [(0.03, IDLE_W * (1 + k % 5)) for k in range(round(moving_s / 0.03))]
+    moved_s = 0.03 * len(moving)
+    trace_t0 = t_moving + moved_s + 1.0
     trace = PowerTrace(
-        [(5.5, IDLE_W), *moving, (13.0 - 5.5 - 3.51, IDLE_W), *PHASES], t0=t_start, repeat=False
+        [(steady_s, IDLE_W), *moving, (trace_t0 - t_moving - moved_s, IDLE_W), *PHASES],
+        t0=t_start,
+        repeat=False,
     )
     fake = FakeNvml(
         [FakeGpu(trace, counter_step_s=STEP_S, call_latency_s=LATENCY_S) for _ in range(N_GPUS)]
@@ -318,16 +401,28 @@ def main() -> None:
         f"50 ms phases: median {g[2]:.2f} %, max {g[3]:.2f} %"
     )
     print(f"greenmeter: run totals vs truth, max |error| {100 * max(map(abs, gm['totals'])):.4f} %")
-    print(
-        f"greenmeter: background CPU with {N_GPUS} GPUs, no boundary: steady power "
-        f"{gm['idle_cpu_pct']:.2f} % of a core, power moving every 30 ms "
-        f"{gm['moving_cpu_pct']:.2f} %"
-    )
+    for what, (cpu, reads, rounds, bare) in (
+        ("no boundary, steady power", gm["idle"]),
+        ("no boundary, power moving every 30 ms", gm["moving"]),
+    ):
+        print(
+            f"greenmeter: background CPU with {N_GPUS} GPUs, {what}: {cpu:.2f} % of a core "
+            f"({reads:.1f} counter reads/s, {rounds:.1f} instant-power rounds/s)"
+            + ("" if bare is None else f"; the same calls by bare threads: {bare:.2f} %")
+        )
     if gm["active_cpu_pct"] is not None:
         print(
             f"greenmeter: CPU of its threads while the phases above run (boundaries every "
             f"50 ms to 1 s, every board's counter followed): {gm['active_cpu_pct']:.2f} % "
-            "of a core"
+            f"of a core ({gm['reads_per_s']:.0f} counter reads/s, "
+            f"{gm['rounds_per_s']:.0f} instant-power rounds/s of {N_GPUS} boards)"
+        )
+    if gm["active_cpu_pct"] is not None and gm["bare_cpu_pct"] is not None:
+        own = gm["active_cpu_pct"] - gm["bare_cpu_pct"]
+        print(
+            f"for scale: the same reads and rounds by bare threads that only make the calls: "
+            f"{gm['bare_cpu_pct']:.2f} % of a core; greenmeter's own work above them: "
+            f"{own:.2f} %"
         )
     print(
         f"for scale: a thread waking 10 times a second to do nothing: "

@@ -348,7 +348,7 @@ def test_methodology_constants_match_the_code() -> None:
         (tracker.ACTIVE_HOLD_S == 1.0, "(one in the last second, or someone waiting"),
         (tracker._PRE_READ_EVERY == 4, "one update in four (every update while"),
         (tracker._LOCATED_HW_S == 0.001, "known only within more than 1 ms"),
-        (tracker.IDLE_READ_PERIOD_S == 2.0, "it reads about once every 2 s"),
+        (tracker.IDLE_READ_PERIOD_S == 4.0, "it reads about once every 4 s"),
         (nvml._STEP_PROBE_MAX_ERROR == 0.05, "when that is known within 5 %"),
     ]
     for holds, phrase in facts:

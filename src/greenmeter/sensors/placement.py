@@ -180,6 +180,8 @@ class Track:
         self._last_old_s = -math.inf  # latest instant the counter still held its value
         self._last_value: float | None = None
         self._phi: tuple[float, float] | None = None  # grid origin interval (k = 0)
+        # (grid origin, step) the recent update instants were last all estimated with
+        self._fitted: tuple[tuple[float, float] | None, float] | None = None
         self._first_mid: tuple[int, float] | None = None
         # the latest tight brackets (a read just before and one just after an update):
         # kept to locate the grid after they leave the window or are trimmed
@@ -372,25 +374,32 @@ class Track:
         shifted = [(u.lo - u.k * step, u.hi - u.k * step) for u in used if math.isfinite(u.lo)]
         if shifted:
             # the grid origin agreed on by most brackets: one bracket whose read was held
-            # up (so its instant is off) cannot pull the grid away from the others
-            events = sorted([(lo, 0) for lo, _ in shifted] + [(hi, 1) for _, hi in shifted])
-            depth = best = 0
-            at = events[0][0]
-            for x, kind in events:
-                if kind == 0:
-                    depth += 1
-                    if depth > best:
-                        best, at = depth, x
-                else:
-                    depth -= 1
+            # up (so its instant is off) cannot pull the grid away from the others. The
+            # depth can only rise at a bracket's start: at the i-th start (in order) it is
+            # the starts up to it less the ends before it; the first deepest start wins
+            los = sorted([lo for lo, _ in shifted])
+            his = sorted([hi for _, hi in shifted])
+            best = 0
+            at = los[0]
+            for i, x in enumerate(los, 1):
+                depth = i - bisect_left(his, x)
+                if depth > best:
+                    best, at = depth, x
             cover = [(lo, hi) for lo, hi in shifted if lo <= at <= hi]
             self._phi = (max(lo for lo, _ in cover), min(hi for _, hi in cover))
-        # re-estimate the recent updates' instants
-        for i in range(max(0, len(ups) - len(window)), len(ups)):
-            self._times[i] = self._estimate(ups[i])
-        for i in range(max(1, len(ups) - len(window)), len(ups)):  # keep them increasing
-            if self._times[i] <= self._times[i - 1]:
-                self._times[i] = min(ups[i].hi, self._times[i - 1] + 1e-6)
+        # re-estimate the recent updates' instants: all of them when the grid moved, else
+        # the latest two (the new one, and one whose index a later read raised)
+        times = self._times
+        start = max(0, len(ups) - len(window))
+        if self._fitted != (self._phi, step):
+            self._fitted = (self._phi, step)
+        else:
+            start = max(start, len(ups) - 2)
+        for i in range(start, len(ups)):
+            times[i] = self._estimate(ups[i])
+        for i in range(max(1, start), len(ups)):  # keep them increasing
+            if times[i] <= times[i - 1]:
+                times[i] = min(ups[i].hi, times[i - 1] + 1e-6)
 
     def _estimate(self, u: _Update) -> float:
         if self.continuous:
@@ -522,16 +531,22 @@ class Track:
             return 0.0
         m = self._marks
         cuts = [t0, *m[bisect_right(m, t0) : bisect_left(m, t1)], t1]
-        pt = self._pt
+        pt, pw = self._pt, self._pw
         total = 0.0
         for a, b in itertools.pairwise(cuts):
             if b <= a:
                 continue
             seg = self._segment(0.5 * (a + b))
-            knots = [a, *pt[bisect_right(pt, a) : bisect_left(pt, b)], b]
-            for x, y in itertools.pairwise(knots):
+            # trapezoids from a through the samples inside to b; the model's power at a
+            # sample inside is the sample itself (no boundary lies between a and b)
+            x, px = a, self._power(a, seg)
+            for k in range(bisect_right(pt, a), bisect_left(pt, b)):
+                y, py = pt[k], pw[k]
                 if y > x:
-                    total += 0.5 * (self._power(x, seg) + self._power(y, seg)) * (y - x)
+                    total += 0.5 * (px + py) * (y - x)
+                x, px = y, py
+            if b > x:
+                total += 0.5 * (px + self._power(b, seg)) * (b - x)
         return total
 
     def _provisional_j(self, t0: float, t: float) -> float:
