@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
+from bisect import bisect_right
 
 import pytest
 
@@ -54,6 +55,27 @@ def _rows(steps, bursty: bool) -> list[tuple[float, float]]:  # type: ignore[no-
     return rows
 
 
+def _new_samples(tracker, cid: str, kept: list[float]) -> list[float]:  # type: ignore[no-untyped-def]
+    """A board's instant-power sample instants after the last of ``kept``."""
+    pts = list(tracker.track(cid)._pt)
+    return pts[bisect_right(pts, kept[-1]) :] if kept else pts
+
+
+def _keep_samples(tracker, ids: list[str]) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    """Per board, a list that gathers its instant-power sample instants before each trim
+    of its record (the rest are taken at the end)."""
+    kept: list[list[float]] = [[] for _ in ids]
+    trim = tracker.trim
+
+    def keeping_trim(before: float) -> None:
+        for cid, pts in zip(ids, kept, strict=True):
+            pts.extend(_new_samples(tracker, cid, pts))
+        trim(before)
+
+    tracker.trim = keeping_trim
+    return kept
+
+
 def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  # type: ignore[no-untyped-def]
     """Phases of the durations in ``steps`` on a trace of those powers (or of ``rows``);
     ``probe(sensor, t0)`` is called at each phase's end, before the boundary."""
@@ -71,6 +93,9 @@ def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  #
         sensor, unavailable = nvml.probe(sample_interval_s=0.1)
         assert sensor is not None, unavailable
         ids = [c.id for c in sensor.components()]
+        # every instant-power sample, kept as the record is trimmed, so that the samples
+        # around each boundary can be weighed in the late-boundary allowance
+        samples = _keep_samples(sensor.tracker, ids)
         meter = Meter([sensor], sample_interval_s=0.1).start()
         while time.monotonic() < t0:
             time.sleep(0.001)
@@ -90,7 +115,15 @@ def _run(steps, n_gpus=8, instant=True, bursty=False, rows=None, probe=None):  #
             costs.append((b - a) + (time.perf_counter() - c))
             spans.append((f"p{i}", start, h._state.record.last_end_mono))
         snap = meter.stop()
-        fake.allowance_j = {name: late_boundary_allowance_j(trace, a, b) for name, a, b in spans}
+        for cid, pts in zip(ids, samples, strict=True):
+            pts.extend(_new_samples(sensor.tracker, cid, pts))
+        edges = [x for _name, a, b in spans for x in (a, b)]
+        fake.allowance_j = {
+            name: [
+                late_boundary_allowance_j(trace, a, b, samples=pts, edges=edges) for pts in samples
+            ]
+            for name, a, b in spans
+        }
         return fake, ids, snap, spans, costs, meter
     finally:
         if sensor is not None:
@@ -105,8 +138,9 @@ def _errors(fake, ids, snap, spans):  # type: ignore[no-untyped-def]
     out = {}
     for name, a, b in spans:
         p = phases[name]
+        late = allowance.get(name, [0.0] * len(ids))
         out[name] = [
-            max(0.0, abs(p.energy_j[cid] - fake.energy_j(k, a, b)) - allowance.get(name, 0.0))
+            max(0.0, abs(p.energy_j[cid] - fake.energy_j(k, a, b)) - late[k])
             / fake.energy_j(k, a, b)
             for k, cid in enumerate(ids)
         ]
