@@ -8,8 +8,12 @@ thread asleep or computing in between; back to back; 50 ms apart; and, for scale
 with no sensor 5 and 50 ms apart: what the machine charges for running the bookkeeping's
 code after a pause), per-board GPU energy error against the trace's exact integral, run
 totals against the truth, background CPU of the readers and samplers with no boundary
-(steady power, then power moving every 30 ms), the CPU of greenmeter's threads while the
-phases run, and the greenmeter/Zeus ratios.
+(steady power, then power moving every 30 ms, 8 s each) and the CPU of greenmeter's
+threads while the phases run, each with the counter reads and instant-power rounds made
+per second and the CPU of bare threads making those same calls at those rates (what the
+wake-ups and driver calls cost on this machine, whatever records them), and the
+greenmeter/Zeus ratios. The cost-measuring pairs run after the accuracy phases, so the
+CPU figure of those phases holds no resolution of thousands of short phases.
 
 Run: ``.venv/bin/python benchmarks/bench_gpu_boundaries.py`` (Zeus runs under
 ``/root/peers/bin/python`` when it is installed there; otherwise a note says so).

@@ -293,3 +293,37 @@ def test_power_that_moves_just_before_a_boundary_after_steady_power_stays_in_bou
             assert err <= p.energy_bound_j[cid] + 1e-3, (name, k, err, p.energy_bound_j[cid])
             # what moves between the two phases is at most the step times the lead
             assert err <= (400.0 - 150.0) * 0.04 + 1.0, (name, k, err)
+
+
+def test_quiet_boards_are_read_seldom() -> None:
+    # no boundary after the start's active second, steady power: each board's counter is
+    # read about every IDLE_READ_PERIOD_S (4 s; a pair around one update every other
+    # time) and instant power taken every STEADY_POWER_PERIOD_S (0.4 s) once it is steady
+    t0 = time.monotonic()
+    trace = PowerTrace([(60.0, 200.0)], t0=t0, repeat=False)
+    gpus = [FakeGpu(trace, counter_step_s=0.1, call_latency_s=0.0025) for _ in range(2)]
+    fake = FakeNvml(gpus).install()
+    sensor = None
+    try:
+        sensor, unavailable = nvml.probe(sample_interval_s=0.1)
+        assert sensor is not None, unavailable
+        tracker = sensor.tracker
+        meter = Meter([sensor], sample_interval_s=0.1).start()
+        time.sleep(1.8)  # the start's active second, the grid located, power steady
+        calls0, rounds0 = tracker.calls(), tracker.power_rounds
+        time.sleep(3.9)  # less than one quiet read period: at most one pair per board
+        calls1, rounds1 = tracker.calls(), tracker.power_rounds
+        time.sleep(4.3)  # with the above, more than two periods: a read of every board
+        calls2 = tracker.calls()
+        snap = meter.stop()
+    finally:
+        if sensor is not None:
+            sensor.close()
+        fake.close()
+    assert calls1 - calls0 <= 2 * len(gpus), (calls0, calls1)
+    assert len(gpus) <= calls2 - calls0 <= 4 * len(gpus), (calls0, calls2)
+    assert 3 <= rounds1 - rounds0 <= 3.9 / 0.4 + 2, (rounds0, rounds1)
+    # still exact over the quiet stretch: the run total is the counter's own
+    for k, c in enumerate(sensor.components()):
+        truth = fake.energy_j(k, meter.started_mono, meter.ended_mono)
+        assert snap.energy_j[c.id] == pytest.approx(truth, rel=0.003)
