@@ -20,7 +20,11 @@ Sections (each independent: an error is printed and the next section runs):
    method and bound) is compared with the real counter, read as fast as it answers on a
    thread of its own: over each run of phases that starts and ends on counter updates the
    sums must agree, and each phase must lie within its bound plus the counter's own
-   uncertainty there.
+   uncertainty there;
+9. what following the counter costs in CPU on this host (after section 8, the load
+   stopped): thread CPU of one energy-counter call and one instant-power call (is the
+   ~2.5 ms call asleep or busy?), of a bare thread wake-up, and of greenmeter's threads
+   over 5 s with no boundary and 5 s with a boundary every 100 ms.
 """
 
 from __future__ import annotations
@@ -400,6 +404,97 @@ def sensor_vs_raw(nv: Any, h: Any, load: Load | None) -> dict:
         sensor.close()
 
 
+def _greenmeter_threads_cpu_s() -> float:
+    """CPU seconds used so far by this process's threads named ``greenmeter*`` (Linux)."""
+    total = 0.0
+    for t in threading.enumerate():
+        if not t.name.startswith("greenmeter") or t.native_id is None:
+            continue
+        try:
+            text = Path(f"/proc/self/task/{t.native_id}/schedstat").read_text()
+        except OSError:
+            continue  # the thread ended
+        total += int(text.split()[0]) / 1e9
+    return total
+
+
+@section("greenmeter tracker CPU")
+def tracker_cpu(nv: Any, h: Any) -> dict:
+    """What following the board's counter costs in CPU on this host: the thread CPU of one
+    counter call and one instant-power call, of a bare thread wake-up, and of greenmeter's
+    threads (every board the process sees) with no boundary and with a boundary every
+    100 ms, with the counter reads and instant-power rounds they made per second."""
+    from greenmeter.core.meter import Meter
+    from greenmeter.sensors import nvml as gm_nvml
+
+    def cpu_per_call(fn: Any, n: int) -> dict[str, float]:
+        xs = []
+        for _ in range(n):
+            c = time.thread_time()
+            fn()
+            xs.append(time.thread_time() - c)
+        return stats(xs)
+
+    out: dict[str, Any] = {
+        "energy_call_cpu_s": cpu_per_call(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h), 200),
+        "instant_call_cpu_s": cpu_per_call(
+            lambda: nv.nvmlDeviceGetFieldValues(h, [FIELD_POWER_INSTANT]), 500
+        ),
+    }
+    woke: list[float] = []
+
+    def sleeper() -> None:
+        c = time.thread_time()
+        for _ in range(40):
+            time.sleep(0.025)
+        woke.append((time.thread_time() - c) / 40)
+
+    th = threading.Thread(target=sleeper)
+    th.start()
+    th.join()
+    out["wakeup_cpu_s"] = woke[0]
+    sensor, unavailable = gm_nvml.probe(sample_interval_s=0.1)
+    if sensor is None or sensor.tracker is None:
+        raise RuntimeError(f"no tracked board: {unavailable}")
+    tracker = sensor.tracker
+    meter = Meter([sensor], sample_interval_s=0.1).start()
+    try:
+        out["boards"] = len(tracker.ids)
+        time.sleep(1.5)  # the start's active second, the grid located
+        for what, boundaries in (("no boundary", False), ("a boundary every 100 ms", True)):
+            calls0, rounds0 = tracker.calls(), tracker.power_rounds
+            cpu0, wall0 = _greenmeter_threads_cpu_s(), time.monotonic()
+            end = wall0 + 5.0
+            while time.monotonic() < end:
+                if boundaries:
+                    handle = meter.enter("step")
+                    time.sleep(0.1)
+                    meter.exit(handle)
+                else:
+                    time.sleep(0.1)
+            wall = time.monotonic() - wall0
+            row = {
+                "cpu_pct": 100 * (_greenmeter_threads_cpu_s() - cpu0) / wall,
+                "reads_per_s": (tracker.calls() - calls0) / wall,
+                "rounds_per_s": (tracker.power_rounds - rounds0) / wall,
+            }
+            out[what] = row
+            print(
+                f"  {what}: greenmeter threads {row['cpu_pct']:.3f} % of a core "
+                f"({row['reads_per_s']:.1f} counter reads/s, {row['rounds_per_s']:.1f} "
+                f"instant-power rounds/s, {out['boards']} board(s))"
+            )
+    finally:
+        meter.stop()
+        sensor.close()
+    print(
+        f"  thread CPU: energy call median {out['energy_call_cpu_s']['median'] * 1e6:.1f} us, "
+        f"instant call {out['instant_call_cpu_s']['median'] * 1e6:.1f} us, "
+        f"a bare wake-up {out['wakeup_cpu_s'] * 1e6:.1f} us"
+    )
+    return out
+
+
 @section("lightning fit with GreenMeterCallback")
 def lightning_fit() -> dict:
     import torch
@@ -616,6 +711,7 @@ def main() -> int:
     if load:
         placement_check(nv, h, load)
         load.close()
+    tracker_cpu(nv, h)
     if torch is not None:
         lightning_fit()
     try:
