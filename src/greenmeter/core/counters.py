@@ -108,8 +108,7 @@ class Counters:
         note the instant; nothing waits on their driver.
         """
         if boundary and mark:
-            for tracker in self.trackers:
-                tracker.mark(now)
+            self.mark(now)
         raw, stale = self._raw(now, boundary=boundary)
         base = self._baseline
         try:
@@ -117,6 +116,11 @@ class Counters:
         except KeyError:  # could not be read at the start: counts from its first value
             energy = {cid: value - base.setdefault(cid, value) for cid, value in raw.items()}
         return Reading(now, energy, stale)
+
+    def mark(self, now: float) -> None:
+        """A boundary at ``now``: every tracker notes the instant (no driver call)."""
+        for tracker in self.trackers:
+            tracker.mark(now)
 
     def deferred_figures(self, now: float) -> dict[str, Figure]:
         """Each deferred component's energy since :meth:`open` at ``now``, with how it

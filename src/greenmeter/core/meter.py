@@ -588,8 +588,7 @@ class Meter:
         counters = self._counters
         assert counters is not None
         if counters.marks_only:  # every sensor is deferred (GPUs), or there is none
-            for tracker in counters.trackers:
-                tracker.mark(now)
+            counters.mark(now)
             return {}, True
         reading = counters.read(now, boundary=True)
         return self._totals.resolve(reading), not reading.stale
